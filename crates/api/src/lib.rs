@@ -1,0 +1,218 @@
+//! lamina's HTTP front: the AWS Lambda REST API (rest-json protocol) on one listener.
+//!
+//! A request's walk: [`auth::caller`] identifies the caller (access key, region from the SigV4
+//! scope) → [`operation::Operation::parse`] turns method + path + query into one `Operation`
+//! variant → the handler of its family ([`functions`], [`tags`], [`invoke`]) does the work →
+//! errors become AWS's shape in [`error`]. Every response carries `x-amzn-RequestId`; for
+//! `Invoke` it is also the invocation's request id.
+//!
+//! Served on plain hyper (HTTP/1.1 keep-alive, `TCP_NODELAY`), not a framework router: one
+//! `match` in `operation.rs` is the whole API surface.
+
+pub mod auth;
+pub mod error;
+mod functions;
+mod invoke;
+pub mod operation;
+mod tags;
+
+pub use functions::{settle, settle_all};
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use lamina_invoke::Invoker;
+use lamina_store::blobs::Blobs;
+use lamina_store::Store;
+use tokio::net::TcpListener;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::operation::Operation;
+
+/// The largest request body read: a CreateFunction with a 50 MB zip in base64.
+pub const MAX_REQUEST_BYTES: usize = 69_905_067;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct ApiState {
+    /// Control-plane state.
+    pub store: Arc<dyn Store>,
+    /// Deployment packages.
+    pub blobs: Blobs,
+    /// The invocation service.
+    pub invoker: Invoker,
+    /// Key that signs `Code.Location` download URLs.
+    pub url_key: [u8; 32],
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Serve the API on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Everything a handler may need of the request besides its body.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub(crate) caller: Caller,
+    pub(crate) request_id: String,
+    pub(crate) headers: http::HeaderMap,
+    /// `Host` as the client sent it, for URLs that point back at lamina.
+    pub(crate) host: String,
+}
+
+async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = req.into_parts();
+    let query = parts.uri.query();
+    let caller = auth::caller(&parts.headers, query);
+    let result = match Operation::parse(&parts.method, parts.uri.path(), query) {
+        Ok(op) => {
+            let ctx = Ctx {
+                caller,
+                request_id: request_id.clone(),
+                host: parts
+                    .headers
+                    .get("host")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("127.0.0.1")
+                    .to_string(),
+                headers: parts.headers,
+            };
+            match read_body(body, op.name()).await {
+                Ok(body) => dispatch(state, &ctx, op, body).await,
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let mut resp = result.unwrap_or_else(|e| e.to_response());
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+async fn dispatch(
+    state: &ApiState,
+    ctx: &Ctx,
+    op: Operation,
+    body: Bytes,
+) -> Result<Resp, ApiError> {
+    match op {
+        Operation::CreateFunction => functions::create(state, ctx, &body).await,
+        Operation::ListFunctions { marker, max_items } => {
+            functions::list(state, ctx, marker, max_items).await
+        }
+        Operation::GetFunction { name, qualifier } => {
+            functions::get(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::GetFunctionConfiguration { name, qualifier } => {
+            functions::get_configuration(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::UpdateFunctionCode { name } => {
+            functions::update_code(state, ctx, &name, &body).await
+        }
+        Operation::UpdateFunctionConfiguration { name } => {
+            functions::update_configuration(state, ctx, &name, &body).await
+        }
+        Operation::DeleteFunction { name, qualifier } => {
+            functions::delete(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::Invoke { name, qualifier } => {
+            invoke::invoke(state, ctx, &name, qualifier.as_deref(), body).await
+        }
+        Operation::GetAccountSettings => functions::account_settings(state, ctx).await,
+        Operation::TagResource { resource } => tags::tag(state, ctx, &resource, &body).await,
+        Operation::UntagResource { resource, keys } => {
+            tags::untag(state, ctx, &resource, &keys).await
+        }
+        Operation::ListTags { resource } => tags::list(state, ctx, &resource).await,
+        Operation::GetFunctionCodeSigningConfig { name } => {
+            functions::code_signing_config(state, ctx, &name).await
+        }
+        Operation::DownloadCode {
+            sha256,
+            expires,
+            signature,
+        } => {
+            functions::download_code(state, &sha256, expires.as_deref(), signature.as_deref()).await
+        }
+    }
+}
+
+/// Read the whole body, refusing more than [`MAX_REQUEST_BYTES`].
+async fn read_body(mut body: Incoming, op: &str) -> Result<Bytes, ApiError> {
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::InvalidRequestContent(format!("could not read the request body: {e}"))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_REQUEST_BYTES {
+                let op = if op == "Invoke" { "InvokeFunction" } else { op };
+                return Err(ApiError::RequestTooLarge(format!(
+                    "Request must be smaller than {MAX_REQUEST_BYTES} bytes for the {op} operation"
+                )));
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Resp {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// An empty response.
+pub(crate) fn empty(status: StatusCode) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Parse a JSON request body into `T`.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::InvalidRequestContent(format!("could not parse the request body: {e}"))
+    })
+}

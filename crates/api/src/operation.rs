@@ -1,0 +1,267 @@
+//! Every operation lamina serves, as one enum, and the router that turns method + path + query
+//! into it. The full path (date prefix included) decides the operation, as in the model.
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+use crate::error::ApiError;
+
+/// One API call, parsed from its method, path and query string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// POST /2015-03-31/functions
+    CreateFunction,
+    /// GET /2015-03-31/functions
+    ListFunctions {
+        /// `Marker`.
+        marker: Option<String>,
+        /// `MaxItems`.
+        max_items: Option<String>,
+    },
+    /// GET /2015-03-31/functions/{FunctionName}
+    GetFunction {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// GET /2015-03-31/functions/{FunctionName}/configuration
+    GetFunctionConfiguration {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// PUT /2015-03-31/functions/{FunctionName}/code
+    UpdateFunctionCode {
+        /// Path name (decoded).
+        name: String,
+    },
+    /// PUT /2015-03-31/functions/{FunctionName}/configuration
+    UpdateFunctionConfiguration {
+        /// Path name (decoded).
+        name: String,
+    },
+    /// DELETE /2015-03-31/functions/{FunctionName}
+    DeleteFunction {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// POST /2015-03-31/functions/{FunctionName}/invocations
+    Invoke {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// GET /2016-08-19/account-settings
+    GetAccountSettings,
+    /// POST /2017-03-31/tags/{Resource}
+    TagResource {
+        /// The resource ARN (decoded).
+        resource: String,
+    },
+    /// DELETE /2017-03-31/tags/{Resource}?tagKeys=...
+    UntagResource {
+        /// The resource ARN (decoded).
+        resource: String,
+        /// `tagKeys`, repeated.
+        keys: Vec<String>,
+    },
+    /// GET /2017-03-31/tags/{Resource}
+    ListTags {
+        /// The resource ARN (decoded).
+        resource: String,
+    },
+    /// GET /2020-06-30/functions/{FunctionName}/code-signing-config
+    GetFunctionCodeSigningConfig {
+        /// Path name (decoded).
+        name: String,
+    },
+    /// GET /_lamina/code/{sha256}.zip?expires=..&signature=.. (lamina's `Code.Location`)
+    DownloadCode {
+        /// Hex SHA-256 of the package.
+        sha256: String,
+        /// Expiry, Unix seconds.
+        expires: Option<String>,
+        /// HMAC over hash and expiry.
+        signature: Option<String>,
+    },
+}
+
+impl Operation {
+    /// The operation's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::CreateFunction => "CreateFunction",
+            Operation::ListFunctions { .. } => "ListFunctions",
+            Operation::GetFunction { .. } => "GetFunction",
+            Operation::GetFunctionConfiguration { .. } => "GetFunctionConfiguration",
+            Operation::UpdateFunctionCode { .. } => "UpdateFunctionCode",
+            Operation::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
+            Operation::DeleteFunction { .. } => "DeleteFunction",
+            Operation::Invoke { .. } => "Invoke",
+            Operation::GetAccountSettings => "GetAccountSettings",
+            Operation::TagResource { .. } => "TagResource",
+            Operation::UntagResource { .. } => "UntagResource",
+            Operation::ListTags { .. } => "ListTags",
+            Operation::GetFunctionCodeSigningConfig { .. } => "GetFunctionCodeSigningConfig",
+            Operation::DownloadCode { .. } => "DownloadCode",
+        }
+    }
+
+    /// Route a request. The path is split on `/` before its segments are percent-decoded, so an
+    /// encoded ARN stays one segment.
+    pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Operation, ApiError> {
+        let segments: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let q = Query::parse(query);
+        let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
+        let name = |s: &str| s.to_string();
+        let op = match (method, seg.as_slice()) {
+            (&Method::POST, ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
+                Operation::CreateFunction
+            }
+            (&Method::GET, ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
+                Operation::ListFunctions {
+                    marker: q.get("Marker"),
+                    max_items: q.get("MaxItems"),
+                }
+            }
+            (&Method::GET, ["2015-03-31", "functions", f]) => Operation::GetFunction {
+                name: name(f),
+                qualifier: q.get("Qualifier"),
+            },
+            (&Method::DELETE, ["2015-03-31", "functions", f]) => Operation::DeleteFunction {
+                name: name(f),
+                qualifier: q.get("Qualifier"),
+            },
+            (&Method::GET, ["2015-03-31", "functions", f, "configuration"]) => {
+                Operation::GetFunctionConfiguration {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::PUT, ["2015-03-31", "functions", f, "configuration"]) => {
+                Operation::UpdateFunctionConfiguration { name: name(f) }
+            }
+            (&Method::PUT, ["2015-03-31", "functions", f, "code"]) => {
+                Operation::UpdateFunctionCode { name: name(f) }
+            }
+            (&Method::POST, ["2015-03-31", "functions", f, "invocations"]) => Operation::Invoke {
+                name: name(f),
+                qualifier: q.get("Qualifier"),
+            },
+            (
+                &Method::GET,
+                ["2016-08-19", "account-settings"] | ["2016-08-19", "account-settings", ""],
+            ) => Operation::GetAccountSettings,
+            (&Method::POST, ["2017-03-31", "tags", r]) => {
+                Operation::TagResource { resource: name(r) }
+            }
+            (&Method::DELETE, ["2017-03-31", "tags", r]) => Operation::UntagResource {
+                resource: name(r),
+                keys: q.all("tagKeys"),
+            },
+            (&Method::GET, ["2017-03-31", "tags", r]) => Operation::ListTags { resource: name(r) },
+            (&Method::GET, ["2020-06-30", "functions", f, "code-signing-config"]) => {
+                Operation::GetFunctionCodeSigningConfig { name: name(f) }
+            }
+            (&Method::GET, ["_lamina", "code", file]) => Operation::DownloadCode {
+                sha256: file.trim_end_matches(".zip").to_string(),
+                expires: q.get("expires"),
+                signature: q.get("signature"),
+            },
+            _ => {
+                return Err(ApiError::UnknownOperation(format!(
+                    "lamina does not serve {method} {path}"
+                )))
+            }
+        };
+        Ok(op)
+    }
+}
+
+/// A decoded query string.
+#[derive(Debug, Default)]
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        let decode = |s: &str| {
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        Query(
+            query
+                .unwrap_or("")
+                .split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (decode(k), decode(v)),
+                    None => (decode(kv), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_with_encoded_names() {
+        let op = Operation::parse(
+            &Method::POST,
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af/invocations",
+            Some("Qualifier=%24LATEST"),
+        )
+        .unwrap();
+        assert_eq!(
+            op,
+            Operation::Invoke {
+                name: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+                qualifier: Some("$LATEST".into())
+            }
+        );
+    }
+
+    #[test]
+    fn untag_keys_repeat() {
+        let op = Operation::parse(
+            &Method::DELETE,
+            "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af",
+            Some("tagKeys=a&tagKeys=b%20c"),
+        )
+        .unwrap();
+        assert!(matches!(op, Operation::UntagResource { keys, .. } if keys == ["a", "b c"]));
+    }
+
+    #[test]
+    fn unknown_routes() {
+        assert!(Operation::parse(&Method::PATCH, "/2015-03-31/functions/f", None).is_err());
+        assert!(Operation::parse(&Method::GET, "/nope", None).is_err());
+    }
+}

@@ -1,0 +1,324 @@
+//! The invocation service: from "invoke this name with this qualifier" to a finished invocation.
+//!
+//! - Routing: a qualifier (none, `$LATEST`, a version number) is resolved to one immutable
+//!   [`FunctionVersion`] through a small cache that is dropped whenever the store's generation
+//!   changes, so the warm path does not touch the database.
+//! - Sync invokes run in a task of their own, so an invocation always finishes (and its
+//!   environment returns to the pool) even if the caller goes away.
+//! - `Event` invokes are written to the store before [`Invoker::enqueue`] returns; the async
+//!   worker runs them and forgets them only once they ran. Events left in the store by a crash are
+//!   picked up again by [`Invoker::resume`] (at-least-once). Retries, destinations and dead-letter
+//!   queues come later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use lamina_pool::{FunctionOutcome, InvokeParams, Pool};
+use lamina_store::{AsyncEvent, Store, StoreError};
+use lamina_types::function::{state, FunctionVersion};
+use lamina_types::names::{is_version_number, FunctionKey, LATEST};
+use tokio::sync::{mpsc, Semaphore};
+
+/// How many `Event` invocations run at once.
+const ASYNC_CONCURRENCY: usize = 64;
+
+/// Why an invocation could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// No such function, version or alias (the message carries the ARN).
+    #[error("Function not found: {0}")]
+    NotFound(String),
+    /// The function exists but is not `Active`.
+    #[error("The operation cannot be performed at this time. The function is currently in the following state: {state}")]
+    NotActive {
+        /// Its state.
+        state: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The invocation task failed.
+    #[error("invocation task failed: {0}")]
+    Internal(String),
+}
+
+/// One invocation as the API hands it over.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// Which function.
+    pub key: FunctionKey,
+    /// The qualifier, if one was given.
+    pub qualifier: Option<String>,
+    /// The event (valid JSON).
+    pub payload: Bytes,
+    /// The request id (also returned to the caller as `x-amzn-RequestId`).
+    pub request_id: String,
+    /// Decoded client context JSON.
+    pub client_context: Option<String>,
+    /// The caller's `X-Amzn-Trace-Id`, if any.
+    pub trace_id: Option<String>,
+}
+
+/// A finished sync invocation.
+#[derive(Debug, Clone)]
+pub struct SyncResponse {
+    /// `X-Amz-Executed-Version`.
+    pub executed_version: String,
+    /// `X-Amz-Function-Error` (`Unhandled`) when the invocation failed.
+    pub function_error: Option<&'static str>,
+    /// The function's response or error document.
+    pub body: Bytes,
+    /// The runtime's content type of a successful response.
+    pub content_type: Option<String>,
+    /// The last 4 KB of the invocation's log.
+    pub log_tail: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct Cache {
+    generation: u64,
+    versions: HashMap<(FunctionKey, String), Arc<FunctionVersion>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Arc<dyn Store>,
+    pool: Pool,
+    cache: Mutex<Cache>,
+    events: mpsc::UnboundedSender<AsyncEvent>,
+}
+
+/// The invocation service.
+#[derive(Debug, Clone)]
+pub struct Invoker {
+    inner: Arc<Inner>,
+}
+
+impl Invoker {
+    /// Build the service and start its async worker (needs a Tokio runtime).
+    pub fn new(store: Arc<dyn Store>, pool: Pool) -> Invoker {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let invoker = Invoker {
+            inner: Arc::new(Inner {
+                store,
+                pool,
+                cache: Mutex::new(Cache::default()),
+                events: tx,
+            }),
+        };
+        tokio::spawn(worker(invoker.clone(), rx));
+        invoker
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Resolve a qualifier to the version it names.
+    pub async fn resolve(
+        &self,
+        key: &FunctionKey,
+        qualifier: Option<&str>,
+    ) -> Result<Arc<FunctionVersion>, InvokeError> {
+        let version = qualifier.unwrap_or(LATEST);
+        let generation = self.inner.store.generation();
+        let cache_key = (key.clone(), version.to_string());
+        {
+            let mut cache = lock(&self.inner.cache);
+            if cache.generation != generation {
+                cache.versions.clear();
+                cache.generation = generation;
+            }
+            if let Some(v) = cache.versions.get(&cache_key) {
+                return Ok(v.clone());
+            }
+        }
+        let not_found = || InvokeError::NotFound(key.arn_with(qualifier));
+        if version != LATEST && !is_version_number(version) {
+            // Aliases arrive with versions and aliases; until then no other qualifier exists.
+            return Err(not_found());
+        }
+        let found = self
+            .inner
+            .store
+            .get_version(key, version)
+            .await?
+            .ok_or_else(not_found)?;
+        let found = Arc::new(found);
+        let mut cache = lock(&self.inner.cache);
+        if cache.generation == generation {
+            cache.versions.insert(cache_key, found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn runnable(
+        &self,
+        key: &FunctionKey,
+        qualifier: Option<&str>,
+    ) -> Result<Arc<FunctionVersion>, InvokeError> {
+        let v = self.resolve(key, qualifier).await?;
+        match v.config.state.as_deref() {
+            Some(state::ACTIVE) => Ok(v),
+            other => Err(InvokeError::NotActive {
+                state: other.unwrap_or("Pending").to_string(),
+            }),
+        }
+    }
+
+    /// Check that an invocation could run (`DryRun`).
+    pub async fn dry_run(
+        &self,
+        key: &FunctionKey,
+        qualifier: Option<&str>,
+    ) -> Result<(), InvokeError> {
+        self.runnable(key, qualifier).await.map(|_| ())
+    }
+
+    /// Run a `RequestResponse` invocation to its end.
+    pub async fn invoke(&self, req: InvokeRequest) -> Result<SyncResponse, InvokeError> {
+        let version = self.runnable(&req.key, req.qualifier.as_deref()).await?;
+        let pool = self.inner.pool.clone();
+        let params = params(&req);
+        let result = tokio::spawn(async move { pool.invoke(version, params).await })
+            .await
+            .map_err(|e| InvokeError::Internal(e.to_string()))?;
+        Ok(match result.outcome {
+            FunctionOutcome::Success { body, content_type } => SyncResponse {
+                executed_version: result.executed_version,
+                function_error: None,
+                body,
+                content_type,
+                log_tail: result.log_tail,
+            },
+            FunctionOutcome::Error { body, .. } => SyncResponse {
+                executed_version: result.executed_version,
+                function_error: Some("Unhandled"),
+                body,
+                content_type: None,
+                log_tail: result.log_tail,
+            },
+        })
+    }
+
+    /// Accept an `Event` invocation: durable when this returns `Ok`.
+    pub async fn enqueue(&self, req: InvokeRequest) -> Result<(), InvokeError> {
+        self.resolve(&req.key, req.qualifier.as_deref()).await?;
+        let event = AsyncEvent {
+            request_id: req.request_id,
+            key: req.key,
+            qualifier: req.qualifier,
+            payload: req.payload.to_vec(),
+            enqueued_at_ms: chrono::Utc::now().timestamp_millis(),
+            attempts: 0,
+        };
+        self.inner.store.enqueue_event(&event).await?;
+        // The worker lives as long as the invoker; if it is gone the event stays stored and
+        // runs after the next start.
+        let _ = self.inner.events.send(event);
+        Ok(())
+    }
+
+    /// Hand every stored async event to the worker (at start-up).
+    pub async fn resume(&self) -> Result<usize, InvokeError> {
+        let events = self.inner.store.pending_events().await?;
+        let n = events.len();
+        for e in events {
+            let _ = self.inner.events.send(e);
+        }
+        Ok(n)
+    }
+
+    /// Why `version` cannot run on this host, as (`StateReasonCode`, `StateReason`).
+    pub fn cannot_run(&self, version: &FunctionVersion) -> Option<(&'static str, String)> {
+        self.inner.pool.cannot_run(version)
+    }
+
+    /// Stop the idle environments of a deleted function.
+    pub fn drain(&self, key: &FunctionKey) {
+        self.inner.pool.drain(key);
+    }
+}
+
+fn params(req: &InvokeRequest) -> InvokeParams {
+    InvokeParams {
+        request_id: req.request_id.clone(),
+        payload: req.payload.clone(),
+        invoked_function_arn: req.key.arn_with(req.qualifier.as_deref()),
+        trace_id: req.trace_id.clone().unwrap_or_else(new_trace_id),
+        client_context: req.client_context.clone(),
+    }
+}
+
+/// A new X-Ray trace header: `Root=1-{epoch hex}-{96 bits};Parent={64 bits};Sampled=0`.
+fn new_trace_id() -> String {
+    let now = chrono::Utc::now().timestamp() as u32;
+    let root: [u8; 12] = rand::random();
+    let parent: [u8; 8] = rand::random();
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "Root=1-{now:08x}-{};Parent={};Sampled=0",
+        hex(&root),
+        hex(&parent)
+    )
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Run accepted `Event` invocations, at most [`ASYNC_CONCURRENCY`] at once.
+async fn worker(invoker: Invoker, mut rx: mpsc::UnboundedReceiver<AsyncEvent>) {
+    let permits = Arc::new(Semaphore::new(ASYNC_CONCURRENCY));
+    while let Some(event) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let invoker = invoker.clone();
+        tokio::spawn(async move {
+            run_event(&invoker, event).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn run_event(invoker: &Invoker, event: AsyncEvent) {
+    let store = &invoker.inner.store;
+    let req = InvokeRequest {
+        key: event.key.clone(),
+        qualifier: event.qualifier.clone(),
+        payload: Bytes::from(event.payload.clone()),
+        request_id: event.request_id.clone(),
+        client_context: None,
+        trace_id: None,
+    };
+    loop {
+        match invoker.invoke(req.clone()).await {
+            Ok(resp) => {
+                tracing::debug!(
+                    request_id = %event.request_id,
+                    function = %event.key,
+                    error = resp.function_error.is_some(),
+                    "async invocation finished"
+                );
+                break;
+            }
+            Err(InvokeError::NotFound(arn)) => {
+                tracing::warn!(request_id = %event.request_id, %arn, "async event dropped: the function no longer exists");
+                break;
+            }
+            Err(e) => {
+                // Not runnable yet (Pending) or a platform failure: try again shortly; the event
+                // stays stored meanwhile.
+                tracing::debug!(request_id = %event.request_id, error = %e, "async invocation deferred");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    if let Err(e) = store.delete_event(&event.request_id).await {
+        tracing::warn!(request_id = %event.request_id, error = %e, "cannot forget a finished async event; it will run again after a restart");
+    }
+}

@@ -1,0 +1,209 @@
+//! `lamina`: a self-hosted AWS Lambda in one binary.
+//!
+//! - `lamina serve`: the Lambda API on one port (default `127.0.0.1:9001`), state in a data
+//!   directory (default `./.lamina`).
+//! - `lamina doctor`: what this host offers lamina (interpreters per runtime, isolation level).
+//!
+//! This crate only wires the others together: config → store → pool → invoker → API.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use lamina_api::ApiState;
+use lamina_invoke::Invoker;
+use lamina_pool::{Credentials, Interpreters, Pool, PoolConfig};
+use lamina_store::sqlite::SqliteStore;
+use lamina_store::Store;
+
+#[derive(Debug, Parser)]
+#[command(name = "lamina", version, about = "A self-hosted AWS Lambda")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Lambda API and run functions.
+    Serve(ServeArgs),
+    /// Report what this host offers lamina.
+    Doctor(CommonArgs),
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Directory for the database, code packages and logs.
+    #[arg(long, env = "LAMINA_DATA_DIR", default_value = "./.lamina")]
+    data_dir: PathBuf,
+    /// Interpreter for a runtime, e.g. `python3.12=/usr/bin/python3.12` (repeatable).
+    #[arg(
+        long = "interpreter",
+        env = "LAMINA_INTERPRETERS",
+        value_delimiter = ','
+    )]
+    interpreters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address of the Lambda API.
+    #[arg(long, env = "LAMINA_LISTEN", default_value = "127.0.0.1:9001")]
+    listen: SocketAddr,
+    /// Seconds an idle execution environment is kept before it is stopped.
+    #[arg(long, env = "LAMINA_IDLE_TIMEOUT", default_value_t = 300.0)]
+    idle_timeout: f64,
+    /// Seconds a runtime may take to initialise.
+    #[arg(long, env = "LAMINA_INIT_TIMEOUT", default_value_t = 10.0)]
+    init_timeout: f64,
+    /// Address the per-environment Runtime API endpoints listen on.
+    #[arg(long, env = "LAMINA_RUNTIME_API_IP", default_value = "127.0.0.1")]
+    runtime_api_ip: IpAddr,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAMINA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Doctor(args) => doctor(&args),
+    }
+}
+
+fn interpreters(args: &CommonArgs) -> Result<Interpreters> {
+    let mut overrides = BTreeMap::new();
+    for spec in &args.interpreters {
+        let Some((runtime, path)) = spec.split_once('=') else {
+            bail!("--interpreter expects RUNTIME=PATH, got {spec:?}");
+        };
+        if lamina_types::runtime::family(runtime).is_none() {
+            bail!("--interpreter: {runtime:?} is not a runtime lamina serves");
+        }
+        overrides.insert(runtime.to_string(), PathBuf::from(path));
+    }
+    let path = std::env::var("PATH").unwrap_or_default();
+    Ok(Interpreters::discover(&path, &overrides))
+}
+
+/// A random key kept in the data directory, so `Code.Location` URLs survive restarts.
+fn url_key(data_dir: &Path) -> Result<[u8; 32]> {
+    let path = data_dir.join("url.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+    }
+    let key: [u8; 32] = rand::random();
+    std::fs::write(&path, key).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let data_dir = &args.common.data_dir;
+    let sqlite = SqliteStore::open(data_dir)
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let blobs = sqlite.blobs().clone();
+    let store: Arc<dyn Store> = Arc::new(sqlite);
+    let runtime_dir = data_dir.join("runtime");
+    lamina_pool::runtimes::install_clients(&runtime_dir)
+        .with_context(|| format!("installing runtime clients in {}", runtime_dir.display()))?;
+    let runtime_dir = std::fs::canonicalize(&runtime_dir)?;
+    let pool = Pool::new(PoolConfig {
+        logs_dir: std::fs::canonicalize(data_dir)?.join("logs"),
+        runtime_dir,
+        interpreters: interpreters(&args.common)?,
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout.max(0.01)),
+        init_timeout: Duration::from_secs_f64(args.init_timeout.max(0.01)),
+        bind_ip: args.runtime_api_ip,
+        credentials: Credentials {
+            access_key_id: "AKIALAMINAFUNCTION00".into(),
+            secret_access_key: "lamina-function-secret".into(),
+            session_token: "lamina-function-session".into(),
+        },
+    });
+    let invoker = Invoker::new(store.clone(), pool);
+    let settled = lamina_api::settle_all(store.clone(), &invoker).await?;
+    let resumed = invoker.resume().await?;
+    if settled + resumed > 0 {
+        tracing::info!(settled, resumed, "recovered state from the last run");
+    }
+    let state = Arc::new(ApiState {
+        store,
+        blobs,
+        invoker,
+        url_key: url_key(data_dir)?,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        isolation = "process",
+        reason = "the namespace sandbox is not part of this build yet",
+        "execution environments run as plain child processes"
+    );
+    // Tests and scripts read this line to learn the port.
+    println!("lamina listening on http://{addr}");
+    tokio::select! {
+        _ = lamina_api::serve(listener, state) => {}
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn doctor(args: &CommonArgs) -> Result<()> {
+    println!("lamina {}", env!("CARGO_PKG_VERSION"));
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("kernel: {}", kernel.trim());
+    println!("data directory: {}", args.data_dir.display());
+    println!("isolation: process (plain child processes in their own process group; the namespace sandbox is not part of this build yet)");
+    println!("runtimes:");
+    let found = interpreters(args)?;
+    for runtime in lamina_types::runtime::SERVED_RUNTIMES {
+        match lamina_types::runtime::family(runtime) {
+            Some(lamina_types::runtime::RuntimeFamily::Provided) => {
+                println!("  {runtime:<16} the package's bootstrap");
+            }
+            _ => match found.get(runtime) {
+                Some(path) => {
+                    let version = std::process::Command::new(path)
+                        .arg("--version")
+                        .output()
+                        .map(|o| {
+                            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+                            String::from_utf8_lossy(&text).trim().to_string()
+                        })
+                        .unwrap_or_else(|e| format!("cannot run: {e}"));
+                    println!("  {runtime:<16} {} ({version})", path.display());
+                }
+                None => println!("  {runtime:<16} MISSING: no interpreter found; use --interpreter {runtime}=PATH"),
+            },
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,57 @@
+//! The shortest path through lamina: create a Python function from a zip and invoke it.
+
+mod common;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{LogType, Runtime};
+use base64::Engine;
+use common::*;
+
+#[tokio::test]
+async fn create_and_invoke_a_python_function() {
+    let server = Server::start();
+    let client = server.client();
+    let out = create(
+        &client,
+        "hello",
+        Runtime::Python312,
+        "app.handler",
+        python_zip(
+            "def handler(event, context):\n    print('hi from', context.function_name)\n    return {'echo': event, 'request_id': context.aws_request_id}\n",
+        ),
+    )
+    .await;
+    assert_eq!(out.state().map(|s| s.as_str()), Some("Pending"));
+    let resp = client
+        .invoke()
+        .function_name("hello")
+        .payload(Blob::new(r#"{"x": 1}"#))
+        .log_type(LogType::Tail)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status_code(), 200);
+    assert_eq!(resp.executed_version(), Some("$LATEST"));
+    assert!(resp.function_error().is_none());
+    let body: serde_json::Value = serde_json::from_slice(resp.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(body["echo"], serde_json::json!({"x": 1}));
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(resp.log_result().unwrap())
+        .unwrap();
+    let log = String::from_utf8(log).unwrap();
+    let rid = body["request_id"].as_str().unwrap();
+    assert!(
+        log.contains(&format!("START RequestId: {rid} Version: $LATEST")),
+        "{log}"
+    );
+    assert!(log.contains("hi from hello"), "{log}");
+    assert!(log.contains(&format!("END RequestId: {rid}")), "{log}");
+    assert!(
+        log.contains(&format!("REPORT RequestId: {rid}\tDuration: ")),
+        "{log}"
+    );
+    assert!(
+        log.contains("Init Duration: "),
+        "a cold start reports its init: {log}"
+    );
+}

@@ -1,0 +1,380 @@
+//! One execution environment: a process tree (from `sandbox`), its Runtime API endpoint (from
+//! `runtime-api`) and its log stream. Lifecycle: `start` (init) → `invoke`, one at a time,
+//! any number of times → dropped (killed) when it times out, crashes, is drained or goes idle.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use lamina_runtime_api::{InitSignal, Invocation, Outcome, RuntimeApi};
+use lamina_sandbox::{Exit, Process, SandboxSpec, SpawnError};
+use lamina_types::function::FunctionVersion;
+use lamina_types::invoke::{PlatformError, LOG_TAIL_BYTES};
+use lamina_types::runtime::{family, RuntimeFamily};
+
+use crate::logs::{stream_path, LogStream};
+use crate::runtimes::{command, CommandError};
+use crate::{FunctionOutcome, InvokeParams, InvokeResult, PoolConfig};
+
+/// A started environment, idle or in use.
+#[derive(Debug)]
+pub(crate) struct Environment {
+    pub(crate) version: Arc<FunctionVersion>,
+    process: Process,
+    api: RuntimeApi,
+    logs: LogStream,
+    /// Set until the first invocation reports it.
+    init_duration: Option<Duration>,
+    pub(crate) last_used: Instant,
+    healthy: bool,
+}
+
+/// A cold start that did not produce an environment: the invocation fails with this error.
+#[derive(Debug)]
+pub(crate) struct StartFailure {
+    pub(crate) error_type: String,
+    pub(crate) body: Bytes,
+    pub(crate) log_tail: Vec<u8>,
+}
+
+impl Environment {
+    /// Start an environment for `version` and wait for its runtime to finish init.
+    pub(crate) async fn start(
+        cfg: &PoolConfig,
+        version: Arc<FunctionVersion>,
+        request_id: &str,
+    ) -> Result<Environment, StartFailure> {
+        let started = Instant::now();
+        let id = environment_id();
+        let stream = format!(
+            "{}/[{}]{}",
+            Utc::now().format("%Y/%m/%d"),
+            version.version(),
+            id
+        );
+        let group = version.log_group();
+        let mut api = RuntimeApi::bind(cfg.bind_ip).await.map_err(|e| {
+            platform_failure(
+                "Runtime.Unknown",
+                &format!("cannot open the Runtime API: {e}"),
+            )
+        })?;
+        let runtime = version.config.runtime.as_deref().unwrap_or_default();
+        let task_root = &version.code_dir;
+        let cmd = command(runtime, task_root, &cfg.runtime_dir, &cfg.interpreters).map_err(
+            |e| match e {
+                CommandError::Unsupported(_) => {
+                    platform_failure("Runtime.InvalidRuntime", &e.to_string())
+                }
+                CommandError::NoInterpreter(_) => {
+                    platform_failure("Runtime.InvalidEntrypoint", &e.to_string())
+                }
+            },
+        )?;
+        let spec = SandboxSpec {
+            program: cmd.program,
+            args: cmd.args,
+            env: environment_variables(cfg, &version, &api.addr().to_string(), &stream),
+            cwd: task_root.clone(),
+        };
+        let (mut process, pipe) = Process::spawn(&spec).map_err(|e| {
+            let reason = match &e {
+                SpawnError::NotFound { program } => format!(
+                    "RequestId: {request_id} Error: fork/exec {}: no such file or directory",
+                    program.display()
+                ),
+                SpawnError::PermissionDenied { program } => format!(
+                    "RequestId: {request_id} Error: fork/exec {}: permission denied",
+                    program.display()
+                ),
+                SpawnError::Other { .. } => format!("RequestId: {request_id} Error: {e}"),
+            };
+            platform_failure("Runtime.InvalidEntrypoint", &reason)
+        })?;
+        let log_path = stream_path(
+            &cfg.logs_dir,
+            &version.key.account,
+            &version.key.region,
+            &group,
+            &stream,
+        );
+        let logs = LogStream::start(&log_path, pipe);
+        let ready = api.ready().expect("a new Runtime API has its init signal");
+        let outcome = tokio::select! {
+            signal = ready => Some(signal),
+            _ = process.wait() => None,
+            _ = tokio::time::sleep(cfg.init_timeout) => {
+                process.kill();
+                logs.drain_to_end(Duration::from_millis(200)).await;
+                let message = format!(
+                    "{} {request_id} Init phase timed out after {:.2} seconds",
+                    lamina_types::time::iso_millis(Utc::now()),
+                    cfg.init_timeout.as_secs_f64()
+                );
+                return Err(failure(&logs, "Sandbox.Timedout", &message));
+            }
+        };
+        match outcome {
+            Some(Ok(InitSignal::Ready)) => Ok(Environment {
+                version,
+                process,
+                api,
+                logs,
+                init_duration: Some(started.elapsed()),
+                last_used: Instant::now(),
+                healthy: true,
+            }),
+            Some(Ok(InitSignal::Error { error_type, body })) => {
+                process.kill();
+                logs.drain_to_end(Duration::from_millis(200)).await;
+                let error_type = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
+                logs.platform_line(&format!(
+                    "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {error_type}",
+                    ms(started.elapsed())
+                ));
+                Err(StartFailure {
+                    error_type,
+                    body,
+                    log_tail: logs.end_capture(LOG_TAIL_BYTES),
+                })
+            }
+            Some(Err(_)) | None => {
+                let exit = process.wait().await;
+                logs.drain_to_end(Duration::from_millis(200)).await;
+                let message =
+                    format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
+                Err(failure(&logs, "Runtime.ExitError", &message))
+            }
+        }
+    }
+
+    /// Whether the environment can take another invocation.
+    pub(crate) fn is_usable(&mut self) -> bool {
+        self.healthy && !self.process.has_exited()
+    }
+
+    /// Run one invocation to its end.
+    pub(crate) async fn invoke(&mut self, params: InvokeParams) -> InvokeResult {
+        let request_id = params.request_id.clone();
+        let timeout = Duration::from_secs(u64::from(self.version.config.timeout));
+        let started = Instant::now();
+        let deadline_ms = Utc::now().timestamp_millis() as u64 + timeout.as_millis() as u64;
+        self.logs.begin_capture();
+        self.logs.platform_line(&format!(
+            "START RequestId: {request_id} Version: {}",
+            self.version.version()
+        ));
+        let rx = self.api.dispatch(Invocation {
+            request_id: request_id.clone(),
+            payload: params.payload,
+            deadline_ms,
+            invoked_function_arn: params.invoked_function_arn,
+            trace_id: params.trace_id,
+            client_context: params.client_context,
+            cognito_identity: None,
+        });
+        let mut status = None;
+        let outcome = tokio::select! {
+            answer = rx => match answer {
+                Ok(Outcome::Response { body, content_type }) => {
+                    FunctionOutcome::Success { body, content_type }
+                }
+                Ok(Outcome::Error { error_type, body }) => FunctionOutcome::Error {
+                    error_type: error_type.unwrap_or_else(|| "Unhandled".into()),
+                    body,
+                },
+                Ok(Outcome::ResponseTooLarge { size }) => {
+                    let message = format!(
+                        "Response payload size ({size} bytes) exceeded maximum allowed payload size ({} bytes).",
+                        lamina_runtime_api::MAX_RESPONSE_BYTES
+                    );
+                    platform_error("Function.ResponseSizeTooLarge", &message)
+                }
+                Err(_) => {
+                    self.healthy = false;
+                    platform_error("Runtime.Unknown", "the Runtime API closed")
+                }
+            },
+            exit = self.process.wait() => {
+                self.healthy = false;
+                status = Some("error");
+                self.exited(&request_id, exit).await
+            }
+            _ = tokio::time::sleep(timeout) => {
+                self.healthy = false;
+                status = Some("timeout");
+                self.api.abandon();
+                self.process.kill();
+                self.logs.drain_to_end(Duration::from_millis(200)).await;
+                let message = format!(
+                    "{} {request_id} Task timed out after {:.2} seconds",
+                    lamina_types::time::iso_millis(Utc::now()),
+                    timeout.as_secs_f64()
+                );
+                self.logs.platform_line(&message);
+                platform_error("Sandbox.Timedout", &message)
+            }
+        };
+        let duration = started.elapsed();
+        if self.healthy {
+            self.logs.drain();
+        }
+        let memory_used = self
+            .process
+            .peak_memory_bytes()
+            .map(|b| b.div_ceil(1024 * 1024))
+            .unwrap_or(0);
+        self.logs
+            .platform_line(&format!("END RequestId: {request_id}"));
+        let mut report = format!(
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+            ms(duration),
+            duration.as_nanos().div_ceil(1_000_000).max(1),
+            self.version.config.memory_size,
+            memory_used,
+        );
+        if let Some(init) = self.init_duration.take() {
+            report.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
+        }
+        if let Some(status) = status {
+            report.push_str(&format!("Status: {status}"));
+        }
+        self.logs.platform_line(&report);
+        let log_tail = self.logs.end_capture(LOG_TAIL_BYTES);
+        self.last_used = Instant::now();
+        InvokeResult {
+            executed_version: self.version.version().to_string(),
+            outcome,
+            log_tail,
+            duration,
+        }
+    }
+
+    async fn exited(&mut self, request_id: &str, exit: Exit) -> FunctionOutcome {
+        self.logs.drain_to_end(Duration::from_millis(200)).await;
+        let message = format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
+        self.logs.platform_line(&message);
+        platform_error("Runtime.ExitError", &message)
+    }
+}
+
+fn failure(logs: &LogStream, error_type: &str, message: &str) -> StartFailure {
+    logs.platform_line(message);
+    StartFailure {
+        error_type: error_type.to_string(),
+        body: Bytes::from(
+            PlatformError {
+                error_message: message,
+                error_type,
+            }
+            .to_json(),
+        ),
+        log_tail: logs.end_capture(LOG_TAIL_BYTES),
+    }
+}
+
+fn platform_failure(error_type: &str, message: &str) -> StartFailure {
+    StartFailure {
+        error_type: error_type.to_string(),
+        body: Bytes::from(
+            PlatformError {
+                error_message: message,
+                error_type,
+            }
+            .to_json(),
+        ),
+        log_tail: format!("{message}\n").into_bytes(),
+    }
+}
+
+pub(crate) fn platform_error(error_type: &str, message: &str) -> FunctionOutcome {
+    FunctionOutcome::Error {
+        error_type: error_type.to_string(),
+        body: Bytes::from(
+            PlatformError {
+                error_message: message,
+                error_type,
+            }
+            .to_json(),
+        ),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// 32 lower-case hex digits, as Lambda's environment ids in log stream names.
+fn environment_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// The complete environment of the function process: Lambda's reserved and default variables,
+/// then the function's own (which may override the defaults but never the reserved ones).
+fn environment_variables(
+    cfg: &PoolConfig,
+    v: &FunctionVersion,
+    runtime_api: &str,
+    stream: &str,
+) -> Vec<(String, String)> {
+    let c = &v.config;
+    let runtime = c.runtime.as_deref().unwrap_or_default();
+    let task_root = v.code_dir.display().to_string();
+    let runtime_dir = cfg.runtime_dir.display().to_string();
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+        ("LANG".into(), "en_US.UTF-8".into()),
+        (
+            "LD_LIBRARY_PATH".into(),
+            format!("/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:/opt/lib"),
+        ),
+        ("TZ".into(), ":UTC".into()),
+        ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
+    ];
+    if family(runtime) == Some(RuntimeFamily::Node) {
+        let major = runtime.trim_start_matches("nodejs").trim_end_matches(".x");
+        env.push((
+            "NODE_PATH".into(),
+            format!("/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:{runtime_dir}/node_modules"),
+        ));
+    }
+    // The function's own variables may replace the defaults above...
+    for (k, val) in v.variables() {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), val.clone()));
+    }
+    // ...but never these.
+    let mut reserved: Vec<(&str, String)> = vec![
+        ("_HANDLER", c.handler.clone().unwrap_or_default()),
+        ("AWS_REGION", v.key.region.clone()),
+        ("AWS_DEFAULT_REGION", v.key.region.clone()),
+        ("AWS_LAMBDA_FUNCTION_NAME", v.key.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", c.memory_size.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", c.version.clone()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", v.log_group()),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", stream.to_string()),
+        ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),
+        ("LAMBDA_TASK_ROOT", task_root.clone()),
+        ("LAMBDA_RUNTIME_DIR", runtime_dir),
+        ("AWS_ACCESS_KEY_ID", cfg.credentials.access_key_id.clone()),
+        ("AWS_ACCESS_KEY", cfg.credentials.access_key_id.clone()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            cfg.credentials.secret_access_key.clone(),
+        ),
+        ("AWS_SESSION_TOKEN", cfg.credentials.session_token.clone()),
+    ];
+    if family(runtime) != Some(RuntimeFamily::Provided) {
+        reserved.push(("AWS_EXECUTION_ENV", format!("AWS_Lambda_{runtime}")));
+    }
+    if let Some(format) = &c.logging_config.log_format {
+        reserved.push(("AWS_LAMBDA_LOG_FORMAT", format.clone()));
+    }
+    for (k, val) in reserved {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_string(), val));
+    }
+    env
+}

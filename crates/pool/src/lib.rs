@@ -1,0 +1,323 @@
+//! Execution environments per function version: cold start, warm reuse, idle reaping, draining.
+//!
+//! [`Pool::invoke`] runs one invocation of one [`FunctionVersion`]: it takes an idle environment
+//! of exactly that version and revision, or cold-starts one, runs the invocation, and puts the
+//! environment back if it is still healthy. Environments are keyed by function, version and
+//! `RevisionId`, so an environment never serves a configuration or code other than the one it
+//! was started with; environments of older revisions are killed as soon as a newer one is seen.
+//! A reaper kills environments idle for longer than [`PoolConfig::idle_timeout`].
+//!
+//! This is the only crate that combines `sandbox` (the process) and `runtime-api` (its endpoint).
+//! Every way an invocation can fail inside the environment (init error, crash, timeout, oversize
+//! response) comes back as data, a [`FunctionOutcome::Error`], never as a Rust error.
+
+mod environment;
+mod logs;
+pub mod runtimes;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lamina_types::function::FunctionVersion;
+use lamina_types::names::FunctionKey;
+use lamina_types::runtime::{family, RuntimeFamily};
+
+use environment::Environment;
+pub use logs::stream_path;
+pub use runtimes::Interpreters;
+
+/// Credentials given to functions as `AWS_ACCESS_KEY_ID` & co.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_access_key: String,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: String,
+}
+
+/// How the pool starts and keeps environments.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Root of the log stream files.
+    pub logs_dir: PathBuf,
+    /// Where lamina's runtime clients are installed.
+    pub runtime_dir: PathBuf,
+    /// Interpreters per runtime.
+    pub interpreters: Interpreters,
+    /// An environment idle this long is stopped.
+    pub idle_timeout: Duration,
+    /// Longest init phase.
+    pub init_timeout: Duration,
+    /// Address the Runtime API endpoints listen on.
+    pub bind_ip: IpAddr,
+    /// Credentials functions see.
+    pub credentials: Credentials,
+}
+
+/// What the runtime is told about one invocation.
+#[derive(Debug, Clone)]
+pub struct InvokeParams {
+    /// Request id.
+    pub request_id: String,
+    /// The event.
+    pub payload: Bytes,
+    /// The ARN as invoked.
+    pub invoked_function_arn: String,
+    /// X-Ray trace header.
+    pub trace_id: String,
+    /// Decoded client context JSON.
+    pub client_context: Option<String>,
+}
+
+/// How an invocation ended, as data.
+#[derive(Debug, Clone)]
+pub enum FunctionOutcome {
+    /// The function's result.
+    Success {
+        /// Response bytes.
+        body: Bytes,
+        /// The runtime's content type.
+        content_type: Option<String>,
+    },
+    /// The function, its runtime or the platform reported an error.
+    Error {
+        /// `errorType` (`Runtime.ExitError`, `Sandbox.Timedout`, the runtime's own...).
+        error_type: String,
+        /// The error document returned to the caller.
+        body: Bytes,
+    },
+}
+
+/// The result of [`Pool::invoke`].
+#[derive(Debug, Clone)]
+pub struct InvokeResult {
+    /// The version that ran.
+    pub executed_version: String,
+    /// How it ended.
+    pub outcome: FunctionOutcome,
+    /// The last 4 KB of this invocation's log.
+    pub log_tail: Vec<u8>,
+    /// Time from dispatch to answer.
+    pub duration: Duration,
+}
+
+type EnvKey = (FunctionKey, String, String);
+
+#[derive(Debug)]
+struct Inner {
+    cfg: PoolConfig,
+    /// Idle environments per (function, version, revision); the last one is the most recent.
+    idle: Mutex<HashMap<EnvKey, Vec<Environment>>>,
+    /// The newest revision seen per (function, version).
+    current: Mutex<HashMap<(FunctionKey, String), String>>,
+}
+
+/// The execution environments of every function.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    inner: Arc<Inner>,
+}
+
+impl Pool {
+    /// A pool with no environments yet. Starts the idle reaper (needs a Tokio runtime).
+    pub fn new(cfg: PoolConfig) -> Pool {
+        let inner = Arc::new(Inner {
+            cfg,
+            idle: Mutex::new(HashMap::new()),
+            current: Mutex::new(HashMap::new()),
+        });
+        tokio::spawn(reap(Arc::downgrade(&inner)));
+        Pool { inner }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.cfg
+    }
+
+    /// Run one invocation of `version`.
+    pub async fn invoke(
+        &self,
+        version: Arc<FunctionVersion>,
+        params: InvokeParams,
+    ) -> InvokeResult {
+        let key: EnvKey = (
+            version.key.clone(),
+            version.version().to_string(),
+            version.config.revision_id.clone(),
+        );
+        self.note_revision(&key);
+        let warm = {
+            let mut idle = lock(&self.inner.idle);
+            let mut found = None;
+            if let Some(list) = idle.get_mut(&key) {
+                while let Some(mut env) = list.pop() {
+                    if env.is_usable() {
+                        found = Some(env);
+                        break;
+                    }
+                }
+            }
+            found
+        };
+        let mut env = match warm {
+            Some(env) => env,
+            None => match Environment::start(&self.inner.cfg, version, &params.request_id).await {
+                Ok(env) => env,
+                Err(failure) => {
+                    return InvokeResult {
+                        executed_version: key.1,
+                        outcome: FunctionOutcome::Error {
+                            error_type: failure.error_type,
+                            body: failure.body,
+                        },
+                        log_tail: failure.log_tail,
+                        duration: Duration::ZERO,
+                    }
+                }
+            },
+        };
+        let result = env.invoke(params).await;
+        if env.is_usable() && self.is_current(&key) {
+            lock(&self.inner.idle).entry(key).or_default().push(env);
+        }
+        result
+    }
+
+    /// Stop every idle environment of `function` (after it is deleted). Busy ones are stopped
+    /// when their invocation ends.
+    pub fn drain(&self, function: &FunctionKey) {
+        lock(&self.inner.current).retain(|(f, _), _| f != function);
+        let removed: Vec<Environment> = {
+            let mut idle = lock(&self.inner.idle);
+            let keys: Vec<EnvKey> = idle.keys().filter(|k| &k.0 == function).cloned().collect();
+            keys.iter()
+                .filter_map(|k| idle.remove(k))
+                .flatten()
+                .collect()
+        };
+        drop(removed);
+    }
+
+    /// Why `version` cannot run here, as (`StateReasonCode`, `StateReason`), or `None` if it
+    /// can: a `provided` package without an executable `bootstrap`, or no interpreter.
+    pub fn cannot_run(&self, version: &FunctionVersion) -> Option<(&'static str, String)> {
+        let runtime = version.config.runtime.as_deref().unwrap_or_default();
+        match family(runtime) {
+            Some(RuntimeFamily::Provided) => {
+                let bootstrap = version.code_dir.join("bootstrap");
+                if runtimes::is_executable(&bootstrap) {
+                    None
+                } else if bootstrap.exists() {
+                    Some((
+                        "FunctionError.PermissionDenied",
+                        "The bootstrap file in the deployment package is not executable; set its mode to 755 before zipping".into(),
+                    ))
+                } else {
+                    Some((
+                        "FunctionError.InvalidEntryPoint",
+                        format!("A {runtime} function runs the executable file 'bootstrap' at the root of its deployment package, and this package has none"),
+                    ))
+                }
+            }
+            Some(_) if self.inner.cfg.interpreters.get(runtime).is_none() => Some((
+                "InvalidRuntime",
+                format!("This lamina host has no interpreter for {runtime}; see `lamina doctor`"),
+            )),
+            Some(_) => None,
+            None => Some((
+                "InvalidRuntime",
+                format!("The runtime {runtime} is not supported by lamina"),
+            )),
+        }
+    }
+
+    /// How many environments are idle now.
+    pub fn idle_count(&self) -> usize {
+        lock(&self.inner.idle).values().map(Vec::len).sum()
+    }
+
+    /// Record `key`'s revision as the newest of its (function, version); stop idle environments
+    /// of older revisions.
+    fn note_revision(&self, key: &EnvKey) {
+        let fv = (key.0.clone(), key.1.clone());
+        let changed = {
+            let mut current = lock(&self.inner.current);
+            match current.get(&fv) {
+                Some(rev) if rev == &key.2 => false,
+                _ => {
+                    current.insert(fv, key.2.clone());
+                    true
+                }
+            }
+        };
+        if changed {
+            let stale: Vec<Environment> = {
+                let mut idle = lock(&self.inner.idle);
+                let keys: Vec<EnvKey> = idle
+                    .keys()
+                    .filter(|k| k.0 == key.0 && k.1 == key.1 && k.2 != key.2)
+                    .cloned()
+                    .collect();
+                keys.iter()
+                    .filter_map(|k| idle.remove(k))
+                    .flatten()
+                    .collect()
+            };
+            drop(stale);
+        }
+    }
+
+    fn is_current(&self, key: &EnvKey) -> bool {
+        lock(&self.inner.current)
+            .get(&(key.0.clone(), key.1.clone()))
+            .is_some_and(|rev| rev == &key.2)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Stop environments idle for longer than the idle timeout, and ones whose process died.
+async fn reap(pool: Weak<Inner>) {
+    let period = match pool.upgrade() {
+        Some(p) => {
+            (p.cfg.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5))
+        }
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(inner) = pool.upgrade() else { return };
+        let now = Instant::now();
+        let idle_timeout = inner.cfg.idle_timeout;
+        let expired: Vec<Environment> = {
+            let mut idle = lock(&inner.idle);
+            let mut out = Vec::new();
+            for list in idle.values_mut() {
+                let mut keep = Vec::with_capacity(list.len());
+                for mut env in list.drain(..) {
+                    if now.duration_since(env.last_used) < idle_timeout && env.is_usable() {
+                        keep.push(env);
+                    } else {
+                        out.push(env);
+                    }
+                }
+                *list = keep;
+            }
+            idle.retain(|_, list| !list.is_empty());
+            out
+        };
+        if !expired.is_empty() {
+            tracing::debug!(count = expired.len(), "stopping idle environments");
+        }
+        drop(expired);
+    }
+}

@@ -1,0 +1,175 @@
+//! How each runtime starts, and lamina's own runtime clients.
+//!
+//! `provided*` runs the package's executable `bootstrap`. Python and Node.js functions run
+//! lamina's small runtime clients (embedded in the binary, written to `{data}/runtime` at start)
+//! under a host interpreter chosen per runtime ([`Interpreters`]).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use lamina_types::runtime::{family, RuntimeFamily, SERVED_RUNTIMES};
+
+/// lamina's Python runtime client.
+pub const PYTHON_CLIENT: &str = include_str!("../runtimes/python/lamina_runtime.py");
+/// lamina's Node.js runtime client.
+pub const NODE_CLIENT: &str = include_str!("../runtimes/node/lamina_runtime.mjs");
+
+/// Which interpreter serves which runtime (`python3.12` → `/usr/bin/python3.12`).
+#[derive(Debug, Clone, Default)]
+pub struct Interpreters {
+    map: BTreeMap<String, PathBuf>,
+}
+
+impl Interpreters {
+    /// Find interpreters on `path` (a `PATH`-style list): for `python3.X` the first of
+    /// `python3.X`, `python3`; for `nodejsN.x` the first of `nodeN`, `node`. Explicit choices in
+    /// `overrides` win.
+    pub fn discover(path: &str, overrides: &BTreeMap<String, PathBuf>) -> Interpreters {
+        let mut map = BTreeMap::new();
+        // Each candidate is run once to learn the real executable behind it (version-manager
+        // shims such as pyenv's may exist on PATH and still fail to run).
+        let mut probed: BTreeMap<PathBuf, Option<PathBuf>> = BTreeMap::new();
+        for runtime in SERVED_RUNTIMES {
+            if let Some(p) = overrides.get(*runtime) {
+                map.insert(runtime.to_string(), p.clone());
+                continue;
+            }
+            let (candidates, probe): (Vec<String>, &[&str]) = match family(runtime) {
+                Some(RuntimeFamily::Python) => (
+                    vec![runtime.to_string(), "python3".to_string()],
+                    &["-c", "import sys; print(sys.executable)"],
+                ),
+                Some(RuntimeFamily::Node) => {
+                    let major = runtime.trim_start_matches("nodejs").trim_end_matches(".x");
+                    (
+                        vec![format!("node{major}"), "node".to_string()],
+                        &["-e", "console.log(process.execPath)"],
+                    )
+                }
+                _ => continue,
+            };
+            let found = candidates
+                .iter()
+                .filter_map(|c| which(path, c))
+                .find_map(|c| {
+                    probed
+                        .entry(c.clone())
+                        .or_insert_with(|| real_executable(&c, probe))
+                        .clone()
+                });
+            if let Some(found) = found {
+                map.insert(runtime.to_string(), found);
+            }
+        }
+        Interpreters { map }
+    }
+
+    /// The interpreter for `runtime`, if one was found or configured.
+    pub fn get(&self, runtime: &str) -> Option<&Path> {
+        self.map.get(runtime).map(PathBuf::as_path)
+    }
+
+    /// Every runtime with its interpreter, for `lamina doctor`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v.as_path()))
+    }
+}
+
+fn which(path: &str, name: &str) -> Option<PathBuf> {
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(name))
+        .find(|p| is_executable(p))
+}
+
+/// Run `candidate` with `probe` (which prints the interpreter's own executable path) and
+/// return that path, or `None` if the candidate does not run.
+fn real_executable(candidate: &Path, probe: &[&str]) -> Option<PathBuf> {
+    let out = std::process::Command::new(candidate)
+        .args(probe)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let printed = String::from_utf8(out.stdout).ok()?;
+    let real = PathBuf::from(printed.trim());
+    is_executable(&real).then_some(real)
+}
+
+/// Whether `p` is a regular file with an exec bit.
+pub fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Write the runtime clients under `dir` (`python/`, `node/`).
+pub fn install_clients(dir: &Path) -> std::io::Result<()> {
+    for (sub, file, text) in [
+        ("python", "lamina_runtime.py", PYTHON_CLIENT),
+        ("node", "lamina_runtime.mjs", NODE_CLIENT),
+    ] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d)?;
+        let tmp = d.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, d.join(file))?;
+    }
+    Ok(())
+}
+
+/// What to execute for a function: program and arguments.
+#[derive(Debug, Clone)]
+pub(crate) struct Command {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<OsString>,
+}
+
+/// Why no command could be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommandError {
+    #[error("the runtime {0} is not served by this lamina")]
+    Unsupported(String),
+    #[error(
+        "no interpreter found for {0}; install one or configure it (lamina doctor lists them)"
+    )]
+    NoInterpreter(String),
+}
+
+/// The command that starts a function of `runtime` whose code is in `task_root`.
+pub(crate) fn command(
+    runtime: &str,
+    task_root: &Path,
+    runtime_dir: &Path,
+    interpreters: &Interpreters,
+) -> Result<Command, CommandError> {
+    let interpreter = || {
+        interpreters
+            .get(runtime)
+            .map(Path::to_path_buf)
+            .ok_or_else(|| CommandError::NoInterpreter(runtime.to_string()))
+    };
+    match family(runtime) {
+        Some(RuntimeFamily::Provided) => Ok(Command {
+            program: task_root.join("bootstrap"),
+            args: vec![],
+        }),
+        Some(RuntimeFamily::Python) => Ok(Command {
+            program: interpreter()?,
+            args: vec![
+                "-u".into(),
+                runtime_dir.join("python/lamina_runtime.py").into(),
+            ],
+        }),
+        Some(RuntimeFamily::Node) => Ok(Command {
+            program: interpreter()?,
+            args: vec![runtime_dir.join("node/lamina_runtime.mjs").into()],
+        }),
+        None => Err(CommandError::Unsupported(runtime.to_string())),
+    }
+}

@@ -1,0 +1,213 @@
+//! The behaviour every [`Store`] backend must show. Each backend's tests call [`run`] on a fresh,
+//! empty store; it panics (as a test does) on the first difference.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use lamina_types::function::{
+    EphemeralStorage, FunctionConfiguration, FunctionVersion, LoggingConfig, SnapStartResponse,
+    Tags, TracingConfig,
+};
+use lamina_types::names::{FunctionKey, LATEST};
+
+use crate::{AsyncEvent, Store, StoreError};
+
+/// A plausible `$LATEST` of a function called `name` in `000000000000` / `us-east-1`.
+pub fn sample_version(name: &str) -> FunctionVersion {
+    let key = FunctionKey {
+        account: "000000000000".into(),
+        region: "us-east-1".into(),
+        name: name.into(),
+    };
+    FunctionVersion {
+        config: FunctionConfiguration {
+            function_name: name.into(),
+            function_arn: key.arn(),
+            runtime: Some("provided.al2023".into()),
+            role: "arn:aws:iam::000000000000:role/r".into(),
+            handler: Some("h".into()),
+            code_size: 10,
+            description: String::new(),
+            timeout: 3,
+            memory_size: 128,
+            last_modified: "2026-01-01T00:00:00.000+0000".into(),
+            code_sha256: "x".into(),
+            version: LATEST.into(),
+            environment: None,
+            tracing_config: TracingConfig {
+                mode: "PassThrough".into(),
+            },
+            revision_id: "r1".into(),
+            state: Some("Active".into()),
+            state_reason: None,
+            state_reason_code: None,
+            last_update_status: Some("Successful".into()),
+            last_update_status_reason: None,
+            last_update_status_reason_code: None,
+            package_type: "Zip".into(),
+            architectures: vec!["x86_64".into()],
+            ephemeral_storage: EphemeralStorage { size: 512 },
+            snap_start: SnapStartResponse {
+                apply_on: "None".into(),
+                optimization_status: "Off".into(),
+            },
+            logging_config: LoggingConfig::default(),
+            dead_letter_config: None,
+            vpc_config: None,
+            kms_key_arn: None,
+            file_system_configs: None,
+            image_config_response: None,
+        },
+        key,
+        code_sha256_hex: "00".repeat(32),
+        code_dir: PathBuf::new(),
+    }
+}
+
+/// Run the suite against an empty store.
+pub async fn run(store: &dyn Store) {
+    functions(store).await;
+    revisions(store).await;
+    listing(store).await;
+    tags(store).await;
+    events(store).await;
+}
+
+async fn functions(store: &dyn Store) {
+    let v = sample_version("alpha");
+    let g0 = store.generation();
+    let mut tags = Tags::new();
+    tags.insert("team".into(), "a".into());
+    store.create_function(&v, &tags).await.unwrap();
+    assert_ne!(store.generation(), g0, "a write must change the generation");
+    assert!(matches!(
+        store.create_function(&v, &Tags::new()).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    let rec = store.get_function(&v.key).await.unwrap().unwrap();
+    assert_eq!(rec.latest.config, v.config);
+    assert_eq!(rec.tags, tags);
+    assert_eq!(
+        store
+            .get_version(&v.key, LATEST)
+            .await
+            .unwrap()
+            .unwrap()
+            .config,
+        v.config
+    );
+    assert!(store.get_version(&v.key, "1").await.unwrap().is_none());
+    assert!(store.unsettled().await.unwrap().is_empty());
+    let mut pending = v.clone();
+    pending.config.state = Some("Pending".into());
+    store.put_version(&pending, None).await.unwrap();
+    let unsettled = store.unsettled().await.unwrap();
+    assert_eq!(unsettled.len(), 1);
+    assert_eq!(unsettled[0].key, v.key);
+    store.put_version(&v, None).await.unwrap();
+    let usage = store
+        .account_usage("000000000000", "us-east-1")
+        .await
+        .unwrap();
+    assert_eq!((usage.function_count, usage.total_code_size), (1, 10));
+    assert!(store.delete_function(&v.key).await.unwrap());
+    assert!(!store.delete_function(&v.key).await.unwrap());
+    assert!(store.get_function(&v.key).await.unwrap().is_none());
+    // Functions are per account and region.
+    let mut other = sample_version("alpha");
+    other.key.region = "eu-west-1".into();
+    store.create_function(&other, &Tags::new()).await.unwrap();
+    assert!(store.get_function(&v.key).await.unwrap().is_none());
+    store.delete_function(&other.key).await.unwrap();
+}
+
+async fn revisions(store: &dyn Store) {
+    let v = sample_version("beta");
+    store.create_function(&v, &Tags::new()).await.unwrap();
+    let mut next = v.clone();
+    next.config.revision_id = "r2".into();
+    next.config.memory_size = 256;
+    assert!(matches!(
+        store.put_version(&next, Some("wrong")).await,
+        Err(StoreError::RevisionMismatch { .. })
+    ));
+    store.put_version(&next, Some("r1")).await.unwrap();
+    let got = store.get_version(&v.key, LATEST).await.unwrap().unwrap();
+    assert_eq!(got.config.memory_size, 256);
+    store.put_version(&next, None).await.unwrap();
+    store.delete_function(&v.key).await.unwrap();
+    assert!(matches!(
+        store.put_version(&next, None).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn listing(store: &dyn Store) {
+    for name in ["c", "a", "b"] {
+        store
+            .create_function(&sample_version(name), &Tags::new())
+            .await
+            .unwrap();
+    }
+    let names = |list: Vec<FunctionVersion>| -> Vec<String> {
+        list.into_iter().map(|v| v.key.name).collect()
+    };
+    let all = store
+        .list_functions("000000000000", "us-east-1", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(names(all), ["a", "b", "c"]);
+    let page = store
+        .list_functions("000000000000", "us-east-1", Some("a"), 1)
+        .await
+        .unwrap();
+    assert_eq!(names(page), ["b"]);
+    for name in ["a", "b", "c"] {
+        store
+            .delete_function(&sample_version(name).key)
+            .await
+            .unwrap();
+    }
+}
+
+async fn tags(store: &dyn Store) {
+    let v = sample_version("tagged");
+    store.create_function(&v, &Tags::new()).await.unwrap();
+    let mut t = BTreeMap::new();
+    t.insert("a".to_string(), "1".to_string());
+    t.insert("b".to_string(), "2".to_string());
+    store.tag(&v.key, &t).await.unwrap();
+    store.untag(&v.key, &["a".to_string()]).await.unwrap();
+    let rec = store.get_function(&v.key).await.unwrap().unwrap();
+    assert_eq!(rec.tags.keys().collect::<Vec<_>>(), ["b"]);
+    store.delete_function(&v.key).await.unwrap();
+    assert!(matches!(
+        store.tag(&v.key, &t).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+async fn events(store: &dyn Store) {
+    let key = sample_version("ev").key;
+    for i in 0..3 {
+        store
+            .enqueue_event(&AsyncEvent {
+                request_id: format!("id-{i}"),
+                key: key.clone(),
+                qualifier: None,
+                payload: format!("{{\"n\":{i}}}").into_bytes(),
+                enqueued_at_ms: i,
+                attempts: 0,
+            })
+            .await
+            .unwrap();
+    }
+    store.delete_event("id-1").await.unwrap();
+    let pending = store.pending_events().await.unwrap();
+    let ids: Vec<&str> = pending.iter().map(|e| e.request_id.as_str()).collect();
+    assert_eq!(ids, ["id-0", "id-2"]);
+    assert_eq!(pending[1].payload, b"{\"n\":2}");
+    for e in pending {
+        store.delete_event(&e.request_id).await.unwrap();
+    }
+}

@@ -1,0 +1,154 @@
+//! lamina's durable state.
+//!
+//! - [`Store`]: the trait every backend implements (functions and their versions, tags, the
+//!   durable async event queue). [`sqlite::SqliteStore`] is the embedded default; a PostgreSQL
+//!   backend will implement the same trait and pass the same [`conformance`] suite.
+//! - [`blobs::Blobs`]: deployment packages on disk, content-addressed by SHA-256, each unpacked
+//!   once into a read-only tree shared by every environment of that code.
+//! - [`code`]: the checks a package must pass before it is stored (zip, sizes, no escaping entries).
+//!
+//! Invariant: a write that returns `Ok` is durable (SQLite in WAL mode with `synchronous=FULL`),
+//! so an accepted async event survives a crash of the server.
+
+pub mod blobs;
+pub mod code;
+pub mod conformance;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use lamina_types::function::{FunctionRecord, FunctionVersion, Tags};
+use lamina_types::names::FunctionKey;
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The function (or version) does not exist.
+    #[error("function not found: {0}")]
+    NotFound(String),
+    /// A function with that name exists already.
+    #[error("function already exists: {0}")]
+    AlreadyExists(String),
+    /// The stored revision is not the one the write was based on.
+    #[error("revision mismatch for {arn}: stored {stored}")]
+    RevisionMismatch {
+        /// The function.
+        arn: String,
+        /// The revision now stored.
+        stored: String,
+    },
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored record could not be decoded.
+    #[error("corrupt record for {key}: {source}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task was cancelled or panicked.
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// An `Event` invocation accepted and not yet finished.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsyncEvent {
+    /// The request id returned with 202 (and seen by the runtime).
+    pub request_id: String,
+    /// Which function.
+    pub key: FunctionKey,
+    /// The qualifier invoked, if any.
+    pub qualifier: Option<String>,
+    /// The event.
+    pub payload: Vec<u8>,
+    /// When it was accepted, Unix epoch milliseconds.
+    pub enqueued_at_ms: i64,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// Totals for GetAccountSettings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccountUsage {
+    /// Number of functions.
+    pub function_count: u64,
+    /// Bytes of stored deployment packages of those functions.
+    pub total_code_size: u64,
+}
+
+/// The store: every backend implements this, and passes [`conformance::run`].
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Create a function with its `$LATEST`. Fails with `AlreadyExists`.
+    async fn create_function(
+        &self,
+        latest: &FunctionVersion,
+        tags: &Tags,
+    ) -> Result<(), StoreError>;
+
+    /// The function's `$LATEST` and tags.
+    async fn get_function(&self, key: &FunctionKey) -> Result<Option<FunctionRecord>, StoreError>;
+
+    /// One version (`$LATEST` or a number).
+    async fn get_version(
+        &self,
+        key: &FunctionKey,
+        version: &str,
+    ) -> Result<Option<FunctionVersion>, StoreError>;
+
+    /// Replace a version. With `expected_revision`, only if the stored `RevisionId` is that one
+    /// (`RevisionMismatch` otherwise). `NotFound` if the function is gone.
+    async fn put_version(
+        &self,
+        version: &FunctionVersion,
+        expected_revision: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// `$LATEST` of the functions of an account and region, by name, after `after`.
+    async fn list_functions(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError>;
+
+    /// `$LATEST` of every function (any account or region) still `Pending` or `InProgress`.
+    async fn unsettled(&self) -> Result<Vec<FunctionVersion>, StoreError>;
+
+    /// Delete a function with all its versions. Returns whether it existed.
+    async fn delete_function(&self, key: &FunctionKey) -> Result<bool, StoreError>;
+
+    /// Add or replace tags. `NotFound` if the function is gone.
+    async fn tag(&self, key: &FunctionKey, tags: &Tags) -> Result<(), StoreError>;
+
+    /// Remove tags by key. `NotFound` if the function is gone.
+    async fn untag(&self, key: &FunctionKey, keys: &[String]) -> Result<(), StoreError>;
+
+    /// Function count and code size of an account and region.
+    async fn account_usage(&self, account: &str, region: &str) -> Result<AccountUsage, StoreError>;
+
+    /// Store an accepted async event durably.
+    async fn enqueue_event(&self, event: &AsyncEvent) -> Result<(), StoreError>;
+
+    /// Every stored async event, oldest first.
+    async fn pending_events(&self) -> Result<Vec<AsyncEvent>, StoreError>;
+
+    /// Forget a finished async event.
+    async fn delete_event(&self, request_id: &str) -> Result<(), StoreError>;
+
+    /// A number that changes whenever any function changes (for caches in this process).
+    fn generation(&self) -> u64;
+}

@@ -1,0 +1,495 @@
+//! The embedded backend: one SQLite file (`lamina.db`) in WAL mode with `synchronous=FULL`.
+//!
+//! One connection behind a mutex; every call runs on Tokio's blocking pool. Schema changes are
+//! numbered migrations applied in order and recorded in `PRAGMA user_version`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use lamina_types::function::{FunctionConfiguration, FunctionRecord, FunctionVersion, Tags};
+use lamina_types::names::{FunctionKey, LATEST};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::blobs::Blobs;
+use crate::{AccountUsage, AsyncEvent, Store, StoreError};
+
+/// Schema migrations; entry `i` moves the database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE functions (
+    account TEXT NOT NULL,
+    region  TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    tags    TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (account, region, name)
+);
+CREATE TABLE versions (
+    account   TEXT NOT NULL,
+    region    TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    config    TEXT NOT NULL,
+    code_hex  TEXT NOT NULL,
+    code_size INTEGER NOT NULL,
+    PRIMARY KEY (account, region, name, version),
+    FOREIGN KEY (account, region, name) REFERENCES functions ON DELETE CASCADE
+);
+CREATE TABLE async_events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT NOT NULL UNIQUE,
+    account     TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    qualifier   TEXT,
+    payload     BLOB NOT NULL,
+    enqueued_at INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0
+);
+"#];
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    blobs: Blobs,
+    generation: Arc<AtomicU64>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Open (or create) `lamina.db` and the package directories under `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Io {
+            path: data_dir.display().to_string(),
+            source: e,
+        })?;
+        let path = data_dir.join("lamina.db");
+        let mut conn = Connection::open(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            blobs: Blobs::open(data_dir)?,
+            generation: Arc::new(AtomicU64::new(1)),
+            path,
+        })
+    }
+
+    /// The package directory.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` with the connection on the blocking pool.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &Blobs) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard, &blobs)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn decode_version(
+    blobs: &Blobs,
+    key: FunctionKey,
+    config: &str,
+    code_hex: String,
+) -> Result<FunctionVersion, StoreError> {
+    let config: FunctionConfiguration =
+        serde_json::from_str(config).map_err(|source| StoreError::Corrupt {
+            key: key.arn(),
+            source,
+        })?;
+    Ok(FunctionVersion {
+        code_dir: blobs.code_dir(&code_hex),
+        key,
+        config,
+        code_sha256_hex: code_hex,
+    })
+}
+
+fn encode(v: &FunctionVersion) -> String {
+    // Serialising a plain struct of strings, numbers and JSON values cannot fail.
+    serde_json::to_string(&v.config).unwrap_or_default()
+}
+
+fn decode_tags(key: &FunctionKey, text: &str) -> Result<Tags, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+        key: key.arn(),
+        source,
+    })
+}
+
+fn read_version(
+    conn: &Connection,
+    blobs: &Blobs,
+    key: &FunctionKey,
+    version: &str,
+) -> Result<Option<FunctionVersion>, StoreError> {
+    let row: Option<(String, String)> = conn
+        .query_row(
+            "SELECT config, code_hex FROM versions WHERE account=?1 AND region=?2 AND name=?3 AND version=?4",
+            params![key.account, key.region, key.name, version],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(config, hex)| decode_version(blobs, key.clone(), &config, hex))
+        .transpose()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_function(
+        &self,
+        latest: &FunctionVersion,
+        tags: &Tags,
+    ) -> Result<(), StoreError> {
+        let v = latest.clone();
+        let tags = serde_json::to_string(tags).unwrap_or_else(|_| "{}".into());
+        self.with(move |conn, _| {
+            let tx = conn.transaction()?;
+            let k = &v.key;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO functions (account, region, name, tags) VALUES (?1, ?2, ?3, ?4)",
+                params![k.account, k.region, k.name, tags],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::AlreadyExists(k.name.clone()));
+            }
+            tx.execute(
+                "INSERT INTO versions (account, region, name, version, config, code_hex, code_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![k.account, k.region, k.name, v.config.version, encode(&v), v.code_sha256_hex, v.config.code_size as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        self.bump();
+        Ok(())
+    }
+
+    async fn get_function(&self, key: &FunctionKey) -> Result<Option<FunctionRecord>, StoreError> {
+        let key = key.clone();
+        self.with(move |conn, blobs| {
+            let tags: Option<String> = conn
+                .query_row(
+                    "SELECT tags FROM functions WHERE account=?1 AND region=?2 AND name=?3",
+                    params![key.account, key.region, key.name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(tags) = tags else { return Ok(None) };
+            let Some(latest) = read_version(conn, blobs, &key, LATEST)? else {
+                return Ok(None);
+            };
+            Ok(Some(FunctionRecord {
+                tags: decode_tags(&key, &tags)?,
+                latest,
+            }))
+        })
+        .await
+    }
+
+    async fn get_version(
+        &self,
+        key: &FunctionKey,
+        version: &str,
+    ) -> Result<Option<FunctionVersion>, StoreError> {
+        let key = key.clone();
+        let version = version.to_string();
+        self.with(move |conn, blobs| read_version(conn, blobs, &key, &version))
+            .await
+    }
+
+    async fn put_version(
+        &self,
+        version: &FunctionVersion,
+        expected_revision: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let v = version.clone();
+        let expected = expected_revision.map(str::to_string);
+        self.with(move |conn, blobs| {
+            let tx = conn.transaction()?;
+            let k = &v.key;
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM functions WHERE account=?1 AND region=?2 AND name=?3",
+                    params![k.account, k.region, k.name],
+                    |_| Ok(true),
+                )
+                .optional()?
+                .unwrap_or(false);
+            if !exists {
+                return Err(StoreError::NotFound(k.arn()));
+            }
+            if let Some(expected) = expected {
+                let stored = read_version(&tx, blobs, k, &v.config.version)?
+                    .map(|s| s.config.revision_id)
+                    .unwrap_or_default();
+                if stored != expected {
+                    return Err(StoreError::RevisionMismatch {
+                        arn: k.arn(),
+                        stored,
+                    });
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO versions (account, region, name, version, config, code_hex, code_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![k.account, k.region, k.name, v.config.version, encode(&v), v.code_sha256_hex, v.config.code_size as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        self.bump();
+        Ok(())
+    }
+
+    async fn list_functions(
+        &self,
+        account: &str,
+        region: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError> {
+        let (account, region) = (account.to_string(), region.to_string());
+        let after = after.unwrap_or("").to_string();
+        self.with(move |conn, blobs| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, config, code_hex FROM versions WHERE account=?1 AND region=?2 AND version=?3 AND name > ?4 ORDER BY name LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![account, region, LATEST, after, limit as i64],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (name, config, hex) = row?;
+                let key = FunctionKey {
+                    account: account.clone(),
+                    region: region.clone(),
+                    name,
+                };
+                out.push(decode_version(blobs, key, &config, hex)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn unsettled(&self) -> Result<Vec<FunctionVersion>, StoreError> {
+        self.with(|conn, blobs| {
+            let mut stmt = conn.prepare(
+                "SELECT account, region, name, config, code_hex FROM versions WHERE version=?1 \
+                 AND (json_extract(config, '$.State')='Pending' OR json_extract(config, '$.LastUpdateStatus')='InProgress')",
+            )?;
+            let rows = stmt.query_map(params![LATEST], |r| {
+                Ok((
+                    FunctionKey {
+                        account: r.get(0)?,
+                        region: r.get(1)?,
+                        name: r.get(2)?,
+                    },
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, config, hex) = row?;
+                out.push(decode_version(blobs, key, &config, hex)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_function(&self, key: &FunctionKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        let deleted = self
+            .with(move |conn, _| {
+                let n = conn.execute(
+                    "DELETE FROM functions WHERE account=?1 AND region=?2 AND name=?3",
+                    params![key.account, key.region, key.name],
+                )?;
+                Ok(n > 0)
+            })
+            .await?;
+        self.bump();
+        Ok(deleted)
+    }
+
+    async fn tag(&self, key: &FunctionKey, tags: &Tags) -> Result<(), StoreError> {
+        let key = key.clone();
+        let add = tags.clone();
+        self.with(move |conn, _| update_tags(conn, &key, |t| t.extend(add)))
+            .await
+    }
+
+    async fn untag(&self, key: &FunctionKey, keys: &[String]) -> Result<(), StoreError> {
+        let key = key.clone();
+        let keys = keys.to_vec();
+        self.with(move |conn, _| {
+            update_tags(conn, &key, |t| {
+                for k in &keys {
+                    t.remove(k);
+                }
+            })
+        })
+        .await
+    }
+
+    async fn account_usage(&self, account: &str, region: &str) -> Result<AccountUsage, StoreError> {
+        let (account, region) = (account.to_string(), region.to_string());
+        self.with(move |conn, _| {
+            let (count, size): (i64, i64) = conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM functions WHERE account=?1 AND region=?2), \
+                        (SELECT COALESCE(SUM(code_size), 0) FROM versions WHERE account=?1 AND region=?2)",
+                params![account, region],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(AccountUsage {
+                function_count: count as u64,
+                total_code_size: size as u64,
+            })
+        })
+        .await
+    }
+
+    async fn enqueue_event(&self, event: &AsyncEvent) -> Result<(), StoreError> {
+        let e = event.clone();
+        self.with(move |conn, _| {
+            conn.execute(
+                "INSERT INTO async_events (request_id, account, region, name, qualifier, payload, enqueued_at, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![e.request_id, e.key.account, e.key.region, e.key.name, e.qualifier, e.payload, e.enqueued_at_ms, e.attempts],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pending_events(&self) -> Result<Vec<AsyncEvent>, StoreError> {
+        self.with(|conn, _| {
+            let mut stmt = conn.prepare(
+                "SELECT request_id, account, region, name, qualifier, payload, enqueued_at, attempts FROM async_events ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(AsyncEvent {
+                    request_id: r.get(0)?,
+                    key: FunctionKey {
+                        account: r.get(1)?,
+                        region: r.get(2)?,
+                        name: r.get(3)?,
+                    },
+                    qualifier: r.get(4)?,
+                    payload: r.get(5)?,
+                    enqueued_at_ms: r.get(6)?,
+                    attempts: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn delete_event(&self, request_id: &str) -> Result<(), StoreError> {
+        let id = request_id.to_string();
+        self.with(move |conn, _| {
+            conn.execute("DELETE FROM async_events WHERE request_id=?1", params![id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+fn update_tags(
+    conn: &mut Connection,
+    key: &FunctionKey,
+    change: impl FnOnce(&mut Tags),
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    let text: Option<String> = tx
+        .query_row(
+            "SELECT tags FROM functions WHERE account=?1 AND region=?2 AND name=?3",
+            params![key.account, key.region, key.name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(text) = text else {
+        return Err(StoreError::NotFound(key.arn()));
+    };
+    let mut tags = decode_tags(key, &text)?;
+    change(&mut tags);
+    tx.execute(
+        "UPDATE functions SET tags=?4 WHERE account=?1 AND region=?2 AND name=?3",
+        params![
+            key.account,
+            key.region,
+            key.name,
+            serde_json::to_string(&tags).unwrap_or_else(|_| "{}".into())
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        crate::conformance::run(&store).await;
+    }
+
+    #[tokio::test]
+    async fn state_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = crate::conformance::sample_version("kept");
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store.create_function(&v, &Tags::new()).await.unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let got = store.get_version(&v.key, LATEST).await.unwrap().unwrap();
+        assert_eq!(got.config, v.config);
+    }
+}
