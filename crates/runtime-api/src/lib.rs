@@ -220,8 +220,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(route(&shared, req).await) }
                     });
+                    // Lambda sends `Lambda-Runtime-Aws-Request-Id`, not the lower-case form;
+                    // some runtime clients look headers up case-sensitively.
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
+                        .title_case_headers(true)
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
