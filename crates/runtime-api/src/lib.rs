@@ -328,8 +328,8 @@ async fn response(shared: &Shared, id: &str, req: Request<Incoming>) -> Resp {
     } else {
         Outcome::Response { body, content_type }
     };
-    if let Err(resp) = complete(shared, id, outcome) {
-        return resp;
+    if let Err(message) = complete(shared, id, outcome) {
+        return error(StatusCode::BAD_REQUEST, "InvalidRequestID", message);
     }
     if too_large {
         return error(
@@ -347,7 +347,7 @@ async fn invocation_error(shared: &Shared, id: &str, req: Request<Incoming>) -> 
     let (body, _) = read_body(req.into_body(), MAX_RESPONSE_BYTES).await;
     match complete(shared, id, Outcome::Error { error_type, body }) {
         Ok(()) => accepted(),
-        Err(resp) => resp,
+        Err(message) => error(StatusCode::BAD_REQUEST, "InvalidRequestID", message),
     }
 }
 
@@ -370,7 +370,8 @@ async fn init_error(shared: &Shared, req: Request<Incoming>) -> Resp {
     }
 }
 
-fn complete(shared: &Shared, id: &str, outcome: Outcome) -> Result<(), Resp> {
+/// Deliver the answer to the invocation `id`; `Err` carries the `InvalidRequestID` message.
+fn complete(shared: &Shared, id: &str, outcome: Outcome) -> Result<(), &'static str> {
     let mut st = shared.lock();
     match st.current.take() {
         Some((current, tx)) if current == id => {
@@ -380,12 +381,11 @@ fn complete(shared: &Shared, id: &str, outcome: Outcome) -> Result<(), Resp> {
         }
         other => {
             st.current = other;
-            let message = if st.answered.as_deref() == Some(id) {
+            Err(if st.answered.as_deref() == Some(id) {
                 "Invalid request ID: the invocation was already answered"
             } else {
                 "Invalid request ID"
-            };
-            Err(error(StatusCode::BAD_REQUEST, "InvalidRequestID", message))
+            })
         }
     }
 }
@@ -429,4 +429,189 @@ fn error(status: StatusCode, error_type: &str, message: &str) -> Resp {
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    /// A minimal HTTP/1.1 client: one request per connection.
+    async fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String, Vec<u8>) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+        let status = head[9..12].parse().unwrap();
+        (status, head, raw[split + 4..].to_vec())
+    }
+
+    fn invocation(id: &str) -> Invocation {
+        Invocation {
+            request_id: id.into(),
+            payload: Bytes::from_static(b"{\"k\":1}"),
+            deadline_ms: 1_700_000_000_000,
+            invoked_function_arn: "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+            trace_id: "Root=1-abc".into(),
+            client_context: Some("{\"custom\":{}}".into()),
+            cognito_identity: None,
+        }
+    }
+
+    const NEXT: &str = "/2018-06-01/runtime/invocation/next";
+
+    #[tokio::test]
+    async fn next_waits_for_an_invocation_and_carries_its_headers() {
+        let mut api = RuntimeApi::bind([127, 0, 0, 1].into()).await.unwrap();
+        let ready = api.ready().unwrap();
+        let addr = api.addr();
+        let next = tokio::spawn(async move { request(addr, "GET", NEXT, &[], b"").await });
+        assert!(matches!(ready.await.unwrap(), InitSignal::Ready));
+        let _rx = api.dispatch(invocation("r1"));
+        let (status, head, body) = next.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, b"{\"k\":1}");
+        for expected in [
+            "Lambda-Runtime-Aws-Request-Id: r1",
+            "Lambda-Runtime-Deadline-Ms: 1700000000000",
+            "Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:f",
+            "Lambda-Runtime-Trace-Id: Root=1-abc",
+            "Lambda-Runtime-Client-Context: {\"custom\":{}}",
+        ] {
+            assert!(head.contains(expected), "missing {expected}: {head}");
+        }
+        assert!(!head.contains("Cognito"), "absent values send no header");
+    }
+
+    #[tokio::test]
+    async fn a_response_answers_once() {
+        let api = RuntimeApi::bind([127, 0, 0, 1].into()).await.unwrap();
+        let rx = api.dispatch(invocation("r2"));
+        let (status, _, _) = request(api.addr(), "GET", NEXT, &[], b"").await;
+        assert_eq!(status, 200);
+        let path = "/2018-06-01/runtime/invocation/r2/response";
+        let (status, _, body) = request(api.addr(), "POST", path, &[], b"\"ok\"").await;
+        assert_eq!((status, body.as_slice()), (202, &b"{\"status\":\"OK\"}"[..]));
+        match rx.await.unwrap() {
+            Outcome::Response { body, .. } => assert_eq!(body, "\"ok\""),
+            other => panic!("{other:?}"),
+        }
+        let (status, _, body) = request(api.addr(), "POST", path, &[], b"again").await;
+        assert_eq!(status, 400);
+        assert!(String::from_utf8_lossy(&body).contains("InvalidRequestID"));
+        let (status, _, _) = request(
+            api.addr(),
+            "POST",
+            "/2018-06-01/runtime/invocation/unknown/error",
+            &[],
+            b"{}",
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+
+    #[tokio::test]
+    async fn an_error_carries_its_type() {
+        let api = RuntimeApi::bind([127, 0, 0, 1].into()).await.unwrap();
+        let rx = api.dispatch(invocation("r3"));
+        request(api.addr(), "GET", NEXT, &[], b"").await;
+        let (status, _, _) = request(
+            api.addr(),
+            "POST",
+            "/2018-06-01/runtime/invocation/r3/error",
+            &[("Lambda-Runtime-Function-Error-Type", "Runtime.Custom")],
+            b"{\"errorMessage\":\"m\"}",
+        )
+        .await;
+        assert_eq!(status, 202);
+        match rx.await.unwrap() {
+            Outcome::Error { error_type, body } => {
+                assert_eq!(error_type.as_deref(), Some("Runtime.Custom"));
+                assert_eq!(body, "{\"errorMessage\":\"m\"}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn init_error_only_before_the_first_next() {
+        let mut api = RuntimeApi::bind([127, 0, 0, 1].into()).await.unwrap();
+        let ready = api.ready().unwrap();
+        let path = "/2018-06-01/runtime/init/error";
+        let (status, _, _) = request(
+            api.addr(),
+            "POST",
+            path,
+            &[("Lambda-Runtime-Function-Error-Type", "Runtime.ImportModuleError")],
+            b"{\"errorMessage\":\"no module\"}",
+        )
+        .await;
+        assert_eq!(status, 202);
+        match ready.await.unwrap() {
+            InitSignal::Error { error_type, body } => {
+                assert_eq!(error_type.as_deref(), Some("Runtime.ImportModuleError"));
+                assert_eq!(body, "{\"errorMessage\":\"no module\"}");
+            }
+            InitSignal::Ready => panic!("expected an init error"),
+        }
+        let (status, _, body) = request(api.addr(), "POST", path, &[], b"{}").await;
+        assert_eq!(status, 403);
+        assert!(String::from_utf8_lossy(&body).contains("InvalidStateTransition"));
+    }
+
+    #[tokio::test]
+    async fn an_oversize_response_is_refused_and_reported() {
+        let api = RuntimeApi::bind([127, 0, 0, 1].into()).await.unwrap();
+        let rx = api.dispatch(invocation("r4"));
+        request(api.addr(), "GET", NEXT, &[], b"").await;
+        let big = vec![b'x'; MAX_RESPONSE_BYTES + 10];
+        let (status, _, body) = request(
+            api.addr(),
+            "POST",
+            "/2018-06-01/runtime/invocation/r4/response",
+            &[],
+            &big,
+        )
+        .await;
+        assert_eq!(status, 413);
+        assert!(String::from_utf8_lossy(&body).contains("RequestEntityTooLarge"));
+        assert!(matches!(rx.await.unwrap(), Outcome::ResponseTooLarge { size } if size == big.len()));
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_shutdown() {
+        let mut api = RuntimeApi::bind([127, 0, 0, 1].into()).await.unwrap();
+        let ready = api.ready().unwrap();
+        let (status, _, _) = request(api.addr(), "GET", "/2018-06-01/runtime/nope", &[], b"").await;
+        assert_eq!(status, 404);
+        let (status, _, _) = request(api.addr(), "GET", "/elsewhere", &[], b"").await;
+        assert_eq!(status, 404);
+        // A waiting /next fails once the API is dropped.
+        let addr = api.addr();
+        let next = tokio::spawn(async move { request(addr, "GET", NEXT, &[], b"").await });
+        // The first /next is what signals readiness: once seen, it is waiting.
+        assert!(matches!(ready.await.unwrap(), InitSignal::Ready));
+        drop(api);
+        let res = tokio::time::timeout(Duration::from_secs(5), next).await;
+        assert!(res.is_ok(), "a waiting /next must not hang after shutdown");
+    }
 }
