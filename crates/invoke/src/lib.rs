@@ -310,6 +310,10 @@ async fn run_event(invoker: &Invoker, event: AsyncEvent) {
                 tracing::warn!(request_id = %event.request_id, %arn, "async event dropped: the function no longer exists");
                 break;
             }
+            Err(InvokeError::NotActive { state }) if state != state::PENDING => {
+                tracing::warn!(request_id = %event.request_id, function = %event.key, %state, "async event dropped: the function cannot run");
+                break;
+            }
             Err(e) => {
                 // Not runnable yet (Pending) or a platform failure: try again shortly; the event
                 // stays stored meanwhile.

@@ -1,0 +1,184 @@
+//! Node.js functions through lamina's own runtime client: CommonJS and ES modules, async and
+//! callback handlers, nested handler paths, the context object, and the documented errors.
+
+mod common;
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{LogType, Runtime};
+use aws_sdk_lambda::Client;
+use base64::Engine;
+use common::*;
+use serde_json::{json, Value};
+
+async fn invoke(client: &Client, name: &str, event: Value) -> (Value, Option<String>, String) {
+    let resp = client
+        .invoke()
+        .function_name(name)
+        .payload(Blob::new(event.to_string()))
+        .log_type(LogType::Tail)
+        .send()
+        .await
+        .expect("invoke");
+    let body = serde_json::from_slice(resp.payload().unwrap().as_ref()).expect("JSON");
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(resp.log_result().unwrap_or_default())
+        .unwrap();
+    (
+        body,
+        resp.function_error().map(str::to_string),
+        String::from_utf8_lossy(&log).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn commonjs_esm_async_and_callback_handlers() {
+    let server = Server::start();
+    let client = server.client();
+    let cases: Vec<(&str, Runtime, &str, Vec<(&str, &[u8], u32)>)> = vec![
+        (
+            "cjs-async",
+            Runtime::Nodejs20x,
+            "index.handler",
+            vec![(
+                "index.js",
+                b"exports.handler = async (event, context) => { console.log('cjs says hi'); return { kind: 'cjs', event, id: context.awsRequestId }; };\n",
+                0o644,
+            )],
+        ),
+        (
+            "esm-mjs",
+            Runtime::Nodejs22x,
+            "app.handler",
+            vec![(
+                "app.mjs",
+                b"export const handler = async (event) => ({ kind: 'esm', event });\n",
+                0o644,
+            )],
+        ),
+        (
+            "esm-typed",
+            Runtime::Nodejs18x,
+            "src/lib/main.run",
+            vec![
+                ("package.json", b"{\"type\": \"module\"}", 0o644),
+                (
+                    "src/lib/main.js",
+                    b"export async function run(event) { return { kind: 'esm-js', event }; }\n",
+                    0o644,
+                ),
+            ],
+        ),
+        (
+            "callback",
+            Runtime::Nodejs24x,
+            "index.handler",
+            vec![(
+                "index.js",
+                b"exports.handler = function (event, context, callback) { setTimeout(() => callback(null, { kind: 'callback', event }), 10); };\n",
+                0o644,
+            )],
+        ),
+    ];
+    for (name, runtime, handler, files) in cases {
+        create(&client, name, runtime, handler, zip(&files)).await;
+        let (body, err, log) = invoke(&client, name, json!({"n": name})).await;
+        assert!(err.is_none(), "{name}: {body}");
+        assert_eq!(body["event"], json!({"n": name}), "{name}: {body}");
+        if name == "cjs-async" {
+            assert_eq!(body["kind"], "cjs");
+            assert!(body["id"].is_string());
+            assert!(log.contains("cjs says hi"), "{log}");
+        }
+        // Warm again.
+        let (again, err, _) = invoke(&client, name, json!(1)).await;
+        assert!(err.is_none(), "{name}: {again}");
+        assert_eq!(again["event"], 1);
+    }
+}
+
+#[tokio::test]
+async fn node_context_and_errors() {
+    let server = Server::start();
+    let client = server.client();
+    let source = br#"
+class ValidationFailed extends Error { constructor(m) { super(m); this.name = 'ValidationFailed'; } }
+exports.handler = async (event, context) => {
+  if (event.fail === 'builtin') throw new Error('plain failure');
+  if (event.fail === 'custom') throw new ValidationFailed('bad input');
+  return {
+    functionName: context.functionName,
+    functionVersion: context.functionVersion,
+    invokedFunctionArn: context.invokedFunctionArn,
+    memoryLimitInMB: context.memoryLimitInMB,
+    awsRequestId: context.awsRequestId,
+    logGroupName: context.logGroupName,
+    remaining: context.getRemainingTimeInMillis(),
+    region: process.env.AWS_REGION,
+    executionEnv: process.env.AWS_EXECUTION_ENV,
+  };
+};
+"#;
+    create_with(
+        &client,
+        "nodectx",
+        Runtime::Nodejs20x,
+        "index.handler",
+        zip(&[("index.js", source, 0o644)]),
+        |b| b.memory_size(512).timeout(9),
+    )
+    .await;
+    let (body, err, _) = invoke(&client, "nodectx", json!({})).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body["functionName"], "nodectx");
+    assert_eq!(body["functionVersion"], "$LATEST");
+    assert_eq!(
+        body["invokedFunctionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:nodectx"
+    );
+    assert_eq!(body["memoryLimitInMB"], "512");
+    assert_eq!(body["logGroupName"], "/aws/lambda/nodectx");
+    assert_eq!(body["region"], "us-east-1");
+    assert_eq!(body["executionEnv"], "AWS_Lambda_nodejs20.x");
+    let remaining = body["remaining"].as_i64().unwrap();
+    assert!(remaining > 7_000 && remaining <= 9_000, "{remaining}");
+
+    let (body, err, _) = invoke(&client, "nodectx", json!({"fail": "builtin"})).await;
+    assert_eq!(err.as_deref(), Some("Unhandled"));
+    assert_eq!(body["errorType"], "Error");
+    assert_eq!(body["errorMessage"], "plain failure");
+    assert!(body["trace"].is_array(), "{body}");
+    let (body, _, _) = invoke(&client, "nodectx", json!({"fail": "custom"})).await;
+    assert_eq!(body["errorType"], "ValidationFailed");
+    assert_eq!(body["errorMessage"], "bad input");
+}
+
+#[tokio::test]
+async fn node_init_errors() {
+    let server = Server::start();
+    let client = server.client();
+    let file: &[(&str, &[u8], u32)] = &[("index.js", b"exports.handler = async () => 1;\n", 0o644)];
+    let broken: &[(&str, &[u8], u32)] =
+        &[("index.js", b"exports.handler = async () => {;\n", 0o644)];
+    for (name, handler, files, error_type) in [
+        (
+            "no-file",
+            "missing.handler",
+            file,
+            "Runtime.ImportModuleError",
+        ),
+        ("no-export", "index.nope", file, "Runtime.HandlerNotFound"),
+        ("bad-name", "index", file, "Runtime.MalformedHandlerName"),
+        (
+            "syntax",
+            "index.handler",
+            broken,
+            "Runtime.UserCodeSyntaxError",
+        ),
+    ] {
+        create(&client, name, Runtime::Nodejs20x, handler, zip(files)).await;
+        let (body, err, _) = invoke(&client, name, json!({})).await;
+        assert_eq!(err.as_deref(), Some("Unhandled"), "{name}");
+        assert_eq!(body["errorType"], error_type, "{name}: {body}");
+        assert!(body["errorMessage"].is_string(), "{name}: {body}");
+    }
+}
