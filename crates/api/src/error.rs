@@ -26,6 +26,10 @@ pub enum ApiError {
     /// 400 `InvalidRequestContentException`.
     #[error("{0}")]
     InvalidRequestContent(String),
+    /// 403 `AccessDeniedException`: a `Code.Location` link with a bad signature or past its
+    /// expiry (S3 refuses a presigned URL the same way).
+    #[error("{0}")]
+    AccessDenied(String),
     /// 404 `ResourceNotFoundException`.
     #[error("{0}")]
     ResourceNotFound(String),
@@ -53,6 +57,7 @@ impl ApiError {
             ApiError::Validation(_) => "ValidationException",
             ApiError::InvalidParameterValue(_) => "InvalidParameterValueException",
             ApiError::InvalidRequestContent(_) => "InvalidRequestContentException",
+            ApiError::AccessDenied(_) => "AccessDeniedException",
             ApiError::ResourceNotFound(_) => "ResourceNotFoundException",
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::ResourceConflict(_) => "ResourceConflictException",
@@ -68,6 +73,7 @@ impl ApiError {
             ApiError::Validation(_)
             | ApiError::InvalidParameterValue(_)
             | ApiError::InvalidRequestContent(_) => StatusCode::BAD_REQUEST,
+            ApiError::AccessDenied(_) => StatusCode::FORBIDDEN,
             ApiError::ResourceNotFound(_) | ApiError::UnknownOperation(_) => StatusCode::NOT_FOUND,
             ApiError::ResourceConflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -79,7 +85,8 @@ impl ApiError {
     /// Whether the model names the message member `Message` (else `message`).
     fn capital_message(&self) -> bool {
         match self {
-            ApiError::ResourceNotFound(_)
+            ApiError::AccessDenied(_)
+            | ApiError::ResourceNotFound(_)
             | ApiError::Service(_)
             | ApiError::UnknownOperation(_) => true,
             ApiError::Validation(_)

@@ -140,7 +140,7 @@ fn code_error(e: CodeError) -> ApiError {
             "Unzipped size must be smaller than {limit} bytes"
         )),
         e @ CodeError::UnsafeEntry { .. } => ApiError::InvalidParameterValue(format!(
-            "Could not unzip uploaded file: {e}"
+            "Could not unzip uploaded file. Please check your file, then try to upload again. ({e})"
         )),
         e @ CodeError::Io { .. } => ApiError::Service(e.to_string()),
     }
@@ -291,13 +291,26 @@ pub(crate) async fn list(
         None => MAX_PAGE,
         Some(m) => match m.parse::<i64>() {
             Ok(n) if (1..=10_000).contains(&n) => (n as usize).min(MAX_PAGE),
-            _ => {
+            Ok(n) if n > 10_000 => {
                 return Err(InputError::validation(
                     "maxItems",
                     m,
-                    "Member must have value between 1 and 10000",
+                    "Member must have value less than or equal to 10000",
                 )
                 .into())
+            }
+            Ok(_) => {
+                return Err(InputError::validation(
+                    "maxItems",
+                    m,
+                    "Member must have value greater than or equal to 1",
+                )
+                .into())
+            }
+            Err(_) => {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "MaxItems must be an integer: {m}"
+                )))
             }
         },
     };
@@ -364,9 +377,9 @@ fn check_updatable(current: &FunctionVersion, revision_id: Option<&str>) -> Resu
         }
     }
     if current.config.state.as_deref() == Some(state::PENDING) {
-        return Err(ApiError::ResourceConflict(format!(
-            "The operation cannot be performed at this time. The function is currently in the following state: Pending"
-        )));
+        return Err(ApiError::ResourceConflict(
+            "The operation cannot be performed at this time. The function is currently in the following state: Pending".into(),
+        ));
     }
     if current.config.last_update_status.as_deref() == Some(update_status::IN_PROGRESS) {
         return Err(ApiError::ResourceConflict(format!(
@@ -585,32 +598,42 @@ fn code_url(state: &ApiState, ctx: &Ctx, sha256: &str) -> String {
     )
 }
 
-/// GET /_lamina/code/{sha256}.zip: the package behind `Code.Location`.
+/// GET /_lamina/code/{sha256}.zip: the package behind `Code.Location`. Like a presigned S3
+/// URL, a link that is not signed by this server or is past its expiry is refused with 403.
 pub(crate) async fn download_code(
     state: &ApiState,
     sha256: &str,
     expires: Option<&str>,
     signature: Option<&str>,
 ) -> Result<Resp, ApiError> {
-    let denied = || ApiError::ResourceNotFound(format!("No valid download link for code {sha256}"));
-    let expires: i64 = expires.and_then(|e| e.parse().ok()).ok_or_else(denied)?;
-    let valid = sha256.len() == 64
+    let expires: Option<i64> = expires.and_then(|e| e.parse().ok());
+    let signed = sha256.len() == 64
         && sha256.bytes().all(|b| b.is_ascii_hexdigit())
-        && expires >= Utc::now().timestamp()
-        && signature.is_some_and(|s| {
-            // Compare in constant time.
-            let expected = url_signature(state, sha256, expires);
-            s.len() == expected.len()
-                && s.bytes()
-                    .zip(expected.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
+        && expires.is_some_and(|expires| {
+            signature.is_some_and(|s| {
+                // Compare in constant time.
+                let expected = url_signature(state, sha256, expires);
+                s.len() == expected.len()
+                    && s.bytes()
+                        .zip(expected.bytes())
+                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                        == 0
+            })
         });
-    if !valid {
-        return Err(denied());
+    let Some(expires) = expires.filter(|_| signed) else {
+        return Err(ApiError::AccessDenied(format!(
+            "The download link for code {sha256} does not carry a valid signature"
+        )));
+    };
+    if expires < Utc::now().timestamp() {
+        return Err(ApiError::AccessDenied(format!(
+            "The download link for code {sha256} has expired"
+        )));
     }
     let path = state.blobs.zip_path(sha256);
-    let bytes = tokio::fs::read(&path).await.map_err(|_| denied())?;
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::ResourceNotFound(format!("No stored package has code {sha256}")))?;
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     resp.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/zip"));

@@ -168,22 +168,36 @@ async fn dispatch(
     }
 }
 
-/// Read the whole body, refusing more than [`MAX_REQUEST_BYTES`].
+/// Past this many bytes an oversize body is no longer drained; the connection is closed.
+const MAX_DRAINED_BYTES: usize = 4 * MAX_REQUEST_BYTES;
+
+/// Read the whole body, refusing more than [`MAX_REQUEST_BYTES`]. An oversize body is still
+/// read to its end (up to [`MAX_DRAINED_BYTES`]) and discarded, so a client that is still sending
+/// receives the 413 rather than a broken pipe, and its connection stays usable.
 async fn read_body(mut body: Incoming, op: &str) -> Result<Bytes, ApiError> {
     let mut buf = Vec::new();
+    let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             ApiError::InvalidRequestContent(format!("could not read the request body: {e}"))
         })?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_REQUEST_BYTES {
-                let op = if op == "Invoke" { "InvokeFunction" } else { op };
-                return Err(ApiError::RequestTooLarge(format!(
-                    "Request must be smaller than {MAX_REQUEST_BYTES} bytes for the {op} operation"
-                )));
+            seen += data.len();
+            if seen > MAX_REQUEST_BYTES {
+                buf = Vec::new();
+                if seen > MAX_DRAINED_BYTES {
+                    break;
+                }
+                continue;
             }
             buf.extend_from_slice(&data);
         }
+    }
+    if seen > MAX_REQUEST_BYTES {
+        let op = if op == "Invoke" { "InvokeFunction" } else { op };
+        return Err(ApiError::RequestTooLarge(format!(
+            "Request must be smaller than {MAX_REQUEST_BYTES} bytes for the {op} operation"
+        )));
     }
     Ok(Bytes::from(buf))
 }

@@ -227,20 +227,25 @@ fn check_common(
     Ok(())
 }
 
-/// The role must look like an IAM role ARN (lamina does not assume it).
+/// The role must match the model's `RoleArn` pattern,
+/// `arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+` (lamina does not assume it).
 pub fn check_role(role: &str) -> Result<()> {
+    let path_char = |b: u8| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b);
     let ok = role
         .strip_prefix("arn:")
         .and_then(|r| r.split_once(":iam::"))
-        .filter(|(partition, _)| partition.starts_with("aws"))
+        .filter(|(partition, _)| {
+            partition.is_empty()
+                || partition
+                    .strip_prefix("aws")
+                    .is_some_and(|p| p.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-'))
+        })
         .and_then(|(_, rest)| rest.split_once(":role"))
         .is_some_and(|(account, path)| {
             account.len() == 12
                 && account.bytes().all(|b| b.is_ascii_digit())
-                && path.len() > 1
-                && path
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b))
+                && !path.is_empty()
+                && path.bytes().all(path_char)
         });
     if ok {
         Ok(())
@@ -304,7 +309,7 @@ pub fn check_timeout(t: i64) -> Result<()> {
     }
     if t > MAX_TIMEOUT_S {
         return Err(InputError::invalid(format!(
-            "'Timeout' value {t} failed to satisfy constraint: Member must have value less than or equal to {MAX_TIMEOUT_S}"
+            "'Timeout' value failed to satisfy constraint: Member must have value less than or equal to {MAX_TIMEOUT_S}"
         )));
     }
     Ok(())
@@ -321,7 +326,7 @@ pub fn check_memory(m: i64) -> Result<()> {
     }
     if m > MAX_MEMORY_MB {
         return Err(InputError::invalid(format!(
-            "'MemorySize' value {m} failed to satisfy constraint: Member must have value less than or equal to {MAX_MEMORY_MB}"
+            "'MemorySize' value failed to satisfy constraint: Member must have value less than or equal to {MAX_MEMORY_MB}"
         )));
     }
     Ok(())
@@ -479,6 +484,31 @@ mod tests {
         let mut r = create();
         r.role = Some("not-a-role".into());
         assert!(check_create(&r).is_err());
+    }
+
+    #[test]
+    fn role_pattern() {
+        for good in [
+            "arn:aws:iam::123456789012:role/lambda",
+            "arn:aws:iam::123456789012:role/service-role/x",
+            "arn:aws-us-gov:iam::123456789012:role/x",
+            "arn::iam::123456789012:role/x",
+            "arn:aws:iam::123456789012:roleX",
+            "arn:aws:iam::123456789012:role/",
+        ] {
+            assert!(check_role(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "not-a-role",
+            "arn:aws:iam::123456789012:role",
+            "arn:aws:iam::123456789012:user/x",
+            "arn:aws:iam::1234:role/x",
+            "arn:gcp:iam::123456789012:role/x",
+            "arn:aws1:iam::123456789012:role/x",
+            "arn:aws:iam::123456789012:role/a b",
+        ] {
+            assert!(check_role(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
