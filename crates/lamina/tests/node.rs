@@ -10,6 +10,9 @@ use base64::Engine;
 use common::*;
 use serde_json::{json, Value};
 
+/// `(name, contents, unix mode)`.
+type ZipEntry = (&'static str, &'static [u8], u32);
+
 async fn invoke(client: &Client, name: &str, event: Value) -> (Value, Option<String>, String) {
     let resp = client
         .invoke()
@@ -34,7 +37,7 @@ async fn invoke(client: &Client, name: &str, event: Value) -> (Value, Option<Str
 async fn commonjs_esm_async_and_callback_handlers() {
     let server = Server::start();
     let client = server.client();
-    let cases: Vec<(&str, Runtime, &str, Vec<(&str, &[u8], u32)>)> = vec![
+    let cases: Vec<(&str, Runtime, &str, Vec<ZipEntry>)> = vec![
         (
             "cjs-async",
             Runtime::Nodejs20x,

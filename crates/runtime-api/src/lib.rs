@@ -510,7 +510,10 @@ mod tests {
         assert_eq!(status, 200);
         let path = "/2018-06-01/runtime/invocation/r2/response";
         let (status, _, body) = request(api.addr(), "POST", path, &[], b"\"ok\"").await;
-        assert_eq!((status, body.as_slice()), (202, &b"{\"status\":\"OK\"}"[..]));
+        assert_eq!(
+            (status, body.as_slice()),
+            (202, &b"{\"status\":\"OK\"}"[..])
+        );
         match rx.await.unwrap() {
             Outcome::Response { body, .. } => assert_eq!(body, "\"ok\""),
             other => panic!("{other:?}"),
@@ -561,7 +564,10 @@ mod tests {
             api.addr(),
             "POST",
             path,
-            &[("Lambda-Runtime-Function-Error-Type", "Runtime.ImportModuleError")],
+            &[(
+                "Lambda-Runtime-Function-Error-Type",
+                "Runtime.ImportModuleError",
+            )],
             b"{\"errorMessage\":\"no module\"}",
         )
         .await;
@@ -594,7 +600,9 @@ mod tests {
         .await;
         assert_eq!(status, 413);
         assert!(String::from_utf8_lossy(&body).contains("RequestEntityTooLarge"));
-        assert!(matches!(rx.await.unwrap(), Outcome::ResponseTooLarge { size } if size == big.len()));
+        assert!(
+            matches!(rx.await.unwrap(), Outcome::ResponseTooLarge { size } if size == big.len())
+        );
     }
 
     #[tokio::test]

@@ -1,1 +1,422 @@
-// placeholder until the Node runtime client lands
+// lamina_runtime.mjs: the Lambda runtime interface client lamina uses for nodejs*.x functions.
+//
+// lamina starts it as the process of an execution environment:
+//
+//     node /path/lamina_runtime.mjs
+//
+// with AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT (also the working directory) and the
+// other Lambda variables set. It plays the part of AWS's aws-lambda-ric in the managed runtime:
+//
+// - Init: console.* writes Lambda's text format ("<ISO time>\t<request id>\t<LEVEL>\t<message>")
+//   to stdout; NODE_PATH gets the layer directories when it is unset; the handler named by
+//   _HANDLER ("file.export", "dir/file.export", "file.nested.export") is loaded from
+//   LAMBDA_TASK_ROOT: file, file.js (CommonJS, or ES module under a package.json with
+//   "type": "module"), file.mjs, file.cjs, then as a package name. A failure is posted to
+//   /runtime/init/error with aws-lambda-ric's error types and messages
+//   (Runtime.MalformedHandlerName, Runtime.ImportModuleError, Runtime.UserCodeSyntaxError,
+//   Runtime.HandlerNotFound, or the error thrown by the module), then the process exits with
+//   status 1.
+// - Invoke loop: GET /runtime/invocation/next, call handler(event, context, callback), then POST
+//   the JSON result to /invocation/{id}/response or {"errorType", "errorMessage", "trace"} to
+//   /invocation/{id}/error. Handlers may return a promise, call the callback, or use
+//   context.succeed/fail/done. As in AWS, a callback result is sent only once the event loop
+//   has nothing left to do, unless context.callbackWaitsForEmptyEventLoop is set to false; a
+//   handler that neither returns a promise nor calls back answers null at that point. An
+//   exception or promise rejection nobody handles fails the current invoke and ends the process
+//   (status 129 or 128), as in aws-lambda-ric.
+//
+// Built-in modules only (node 18 to 24). All calls share one kept-alive connection. Output that
+// stdout or stderr still holds is written out before a response or error is posted.
+
+import fs from "node:fs";
+import http from "node:http";
+import Module, { createRequire } from "node:module";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import util from "node:util";
+
+const require = createRequire(import.meta.url);
+
+// ---------------------------------------------------------------------------------------------
+// Runtime API client
+
+const apiAddress = process.env.AWS_LAMBDA_RUNTIME_API;
+const apiHost = apiAddress.slice(0, apiAddress.lastIndexOf(":"));
+const apiPort = Number(apiAddress.slice(apiAddress.lastIndexOf(":") + 1));
+const apiAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One request to the Runtime API; resolves to { status, headers, body } (body as a string). */
+function callRuntimeApi(method, apiPath, body, headers, isRetry = false) {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      { agent: apiAgent, host: apiHost, port: apiPort, method, path: `/2018-06-01/runtime${apiPath}`, headers },
+      (response) => {
+        const chunks = [];
+        response.on("data", (chunk) => chunks.push(chunk));
+        response.on("end", () =>
+          resolve({ status: response.statusCode, headers: response.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        response.on("error", reject);
+      },
+    );
+    request.on("error", (err) => {
+      // The server closed the kept-alive connection while it was idle: try once on a new one.
+      if (request.reusedSocket && err.code === "ECONNRESET" && !isRetry) {
+        resolve(callRuntimeApi(method, apiPath, body, headers, true));
+      } else {
+        reject(err);
+      }
+    });
+    request.end(body);
+  });
+}
+
+async function nextInvocation() {
+  const answer = await callRuntimeApi("GET", "/invocation/next");
+  if (answer.status !== 200) {
+    throw new Error(`Runtime API answered ${answer.status} to /invocation/next: ${answer.body}`);
+  }
+  return answer;
+}
+
+/** POST a response or an error. The Runtime API answers 202; anything else (e.g. 413 for a
+ * response that is too large) is logged and otherwise ignored. */
+async function post(apiPath, body, headers = {}) {
+  await stdioFlushed();
+  const answer = await callRuntimeApi("POST", apiPath, body, {
+    "Content-Type": "application/json",
+    "Content-Length": Buffer.byteLength(body),
+    ...headers,
+  });
+  if (answer.status !== 202) {
+    process.stderr.write(`lamina_runtime: Runtime API answered ${answer.status} to ${apiPath}: ${answer.body}\n`);
+  }
+}
+
+function postError(apiPath, error) {
+  const body = errorResponse(error);
+  // A header value must be printable ASCII.
+  const errorType = String(body.errorType).replace(/[^\x20-\x7e]/g, "?");
+  return post(apiPath, JSON.stringify(body), { "Lambda-Runtime-Function-Error-Type": errorType });
+}
+
+/** Resolves once whatever stdout and stderr still buffer has been written to the log pipe.
+ * (Writes to a pipe are asynchronous once the pipe is full.) */
+function stdioFlushed() {
+  const pending = [process.stdout, process.stderr].filter((stream) => stream.writableLength > 0);
+  return Promise.all(pending.map((stream) => new Promise((resolve) => stream.write("", resolve))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and logging, formatted as aws-lambda-ric formats them
+
+class ImportModuleError extends Error {}
+class HandlerNotFound extends Error {}
+class MalformedHandlerName extends Error {}
+class UserCodeSyntaxError extends Error {}
+class UnhandledPromiseRejection extends Error {
+  constructor(reason, promise) {
+    super(reason);
+    this.reason = reason;
+    this.promise = promise;
+  }
+}
+for (const errorClass of [ImportModuleError, HandlerNotFound, MalformedHandlerName, UserCodeSyntaxError, UnhandledPromiseRejection]) {
+  errorClass.prototype.name = `Runtime.${errorClass.name}`;
+}
+
+/** The error body posted to the Runtime API. A thrown value that is not an error gets its
+ * typeof as errorType ("string", "number", ...). DEL characters become "%7F". */
+function errorResponse(error) {
+  const escapeDel = (text) => text.replace(/\x7F/g, "%7F");
+  try {
+    if (util.types.isNativeError(error) || isErrorLike(error)) {
+      return {
+        errorType: error.name && escapeDel(error.name),
+        errorMessage: error.message && escapeDel(error.message),
+        trace: escapeDel(error.stack).split("\n"),
+      };
+    }
+    return { errorType: typeof error, errorMessage: error.toString(), trace: [] };
+  } catch {
+    return {
+      errorType: "handled",
+      errorMessage:
+        "callback called with Error argument, but there was a problem while retrieving one or more of its message, name, and stack",
+    };
+  }
+}
+
+function isErrorLike(value) {
+  return Boolean(value) && ["name", "message", "stack"].every((key) => typeof value[key] === "string" && value[key]);
+}
+
+/** The request being handled, shown in log lines (it stays set after the invoke, as in AWS). */
+let logRequestId;
+
+function patchConsole() {
+  const logAt = (level) => (message, ...params) => {
+    const line = `${new Date().toISOString()}\t${logRequestId}\t${level}\t${util.format(message, ...params)}`;
+    process.stdout.write(line.replace(/\n/g, "\r") + "\n");
+  };
+  console.trace = logAt("TRACE");
+  console.debug = logAt("DEBUG");
+  console.info = console.log = logAt("INFO");
+  console.warn = logAt("WARN");
+  console.error = logAt("ERROR");
+  console.fatal = logAt("FATAL");
+}
+
+/** Log a failure, e.g. "Invoke Error \t{"errorType":"Error","errorMessage":"boom","stack":[...]}". */
+function logError(title, error) {
+  const err = error instanceof Error ? error : new Error(error);
+  const withErrorFields = (_key, value) => {
+    if (!(value instanceof Error)) return value;
+    const fields = { errorType: value.name, errorMessage: value.message, code: value.code, ...value };
+    if (typeof value.stack === "string") fields.stack = value.stack.split("\n");
+    return fields;
+  };
+  let formatted;
+  try {
+    formatted = JSON.stringify(err, withErrorFields);
+  } catch {
+    formatted = JSON.stringify(errorResponse(err));
+  }
+  console.error(title, `\t${formatted}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Init: finding and loading the handler
+
+/** Make require() find packages in layers, as NODE_PATH does in AWS's Node.js runtimes. */
+function addLayerModulePaths() {
+  if (process.env.NODE_PATH !== undefined) return;
+  const major = process.versions.node.split(".")[0];
+  const paths = [`/opt/nodejs/node${major}/node_modules`, "/opt/nodejs/node_modules"];
+  if (process.env.LAMBDA_RUNTIME_DIR) paths.push(path.join(process.env.LAMBDA_RUNTIME_DIR, "node_modules"));
+  process.env.NODE_PATH = paths.join(":");
+  Module._initPaths(); // re-reads NODE_PATH
+}
+
+async function loadHandler(taskRoot, fullHandler) {
+  if (fullHandler.includes("..")) {
+    throw new MalformedHandlerName(
+      `'${fullHandler}' is not a valid handler name. Use absolute paths when specifying root directories in handler names.`,
+    );
+  }
+  const moduleRoot = fullHandler.slice(0, fullHandler.lastIndexOf("/") + 1);
+  const match = /^([^.]*)\.(.*)$/.exec(fullHandler.slice(moduleRoot.length));
+  if (!match) throw new MalformedHandlerName("Bad handler");
+  const [, moduleName, exportPath] = match;
+
+  let userModule;
+  try {
+    userModule = await loadUserModule(taskRoot, moduleRoot, moduleName);
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new UserCodeSyntaxError(err);
+    // Only require()'s error: a package an ES module imports but nobody has (ERR_MODULE_NOT_FOUND)
+    // is reported as the plain Error it is, as in AWS.
+    if (err?.code === "MODULE_NOT_FOUND") throw new ImportModuleError(err);
+    throw err;
+  }
+  const handler = exportPath.split(".").reduce((value, key) => value && value[key], userModule);
+  if (!handler) throw new HandlerNotFound(`${fullHandler} is undefined or not exported`);
+  if (typeof handler !== "function") throw new HandlerNotFound(`${fullHandler} is not a function`);
+  return handler;
+}
+
+/** The module's exports: module.exports of a CommonJS module, the namespace of an ES module. */
+async function loadUserModule(taskRoot, moduleRoot, moduleName) {
+  const file = path.resolve(taskRoot, moduleRoot, moduleName);
+  const importFile = (filePath) => import(pathToFileURL(filePath).href);
+  if (fs.existsSync(file)) return require(file);
+  if (fs.existsSync(`${file}.js`)) {
+    return isInModulePackage(path.dirname(file)) ? importFile(`${file}.js`) : require(`${file}.js`);
+  }
+  if (fs.existsSync(`${file}.mjs`)) return importFile(`${file}.mjs`);
+  if (fs.existsSync(`${file}.cjs`)) return require(`${file}.cjs`);
+  return require(require.resolve(moduleName, { paths: [taskRoot, moduleRoot] }));
+}
+
+/** Whether the nearest package.json above a directory says "type": "module". */
+function isInModulePackage(dir) {
+  if (dir.endsWith("/node_modules")) return false;
+  const packageJson = path.join(dir, "package.json");
+  if (fs.existsSync(packageJson)) {
+    try {
+      return JSON.parse(fs.readFileSync(packageJson, "utf8"))?.type === "module";
+    } catch (err) {
+      console.warn(`${packageJson} cannot be read, it will be ignored for ES module detection purposes.`, err);
+      return false;
+    }
+  }
+  return dir !== "/" && isInModulePackage(path.dirname(dir));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invokes
+
+/** The id of the invoke in progress, if any. */
+let currentInvokeId = null;
+/** What to do when the event loop runs out of work during an invoke (see the header comment). */
+let onEmptyEventLoop = null;
+
+/** Run the handler on one event; resolves to { result } or { error }, however the handler answers.
+ * The first answer counts: callback, context.succeed/fail/done, or the promise it returns. */
+function runHandler(handler, invocation) {
+  return new Promise((settle) => {
+    let settled = false;
+    let answered = false;
+    let waitForEmptyEventLoop = true;
+
+    const finish = (outcome) => {
+      if (settled) return;
+      settled = true;
+      onEmptyEventLoop = null;
+      settle(outcome);
+    };
+    const firstAnswer = (answer) => (...args) => {
+      if (answered || settled) return;
+      answered = true;
+      answer(...args);
+    };
+    const succeed = firstAnswer((result) => finish({ result }));
+    const fail = firstAnswer((error) => finish({ error: error ?? "handled" }));
+    const done = firstAnswer((error, result) => finish(error != null ? { error } : { result }));
+    const callback = firstAnswer((error, result) => {
+      if (error != null) finish({ error });
+      else if (waitForEmptyEventLoop) onEmptyEventLoop = () => finish({ result });
+      else finish({ result });
+    });
+
+    onEmptyEventLoop = () => finish({ result: null });
+    try {
+      const event = invocation.body ? JSON.parse(invocation.body) : {};
+      const context = {
+        get callbackWaitsForEmptyEventLoop() {
+          return waitForEmptyEventLoop;
+        },
+        set callbackWaitsForEmptyEventLoop(value) {
+          waitForEmptyEventLoop = value;
+        },
+        succeed,
+        fail,
+        done,
+        ...invokeContext(invocation.headers),
+      };
+      const returned = handler(event, context, callback);
+      if (typeof returned?.then === "function") returned.then(succeed, fail);
+    } catch (err) {
+      callback(err);
+    }
+  });
+}
+
+/** The context fields that come from the environment and the /next headers. */
+function invokeContext(headers) {
+  const deadlineMs = Number(headers["lambda-runtime-deadline-ms"]);
+  return {
+    functionVersion: process.env.AWS_LAMBDA_FUNCTION_VERSION,
+    functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
+    memoryLimitInMB: process.env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+    logGroupName: process.env.AWS_LAMBDA_LOG_GROUP_NAME,
+    logStreamName: process.env.AWS_LAMBDA_LOG_STREAM_NAME,
+    clientContext: parseJsonHeader(headers["lambda-runtime-client-context"], "ClientContext"),
+    identity: parseJsonHeader(headers["lambda-runtime-cognito-identity"], "CognitoIdentity"),
+    invokedFunctionArn: headers["lambda-runtime-invoked-function-arn"],
+    awsRequestId: headers["lambda-runtime-aws-request-id"],
+    tenantId: headers["lambda-runtime-aws-tenant-id"],
+    getRemainingTimeInMillis: () => deadlineMs - Date.now(),
+  };
+}
+
+function parseJsonHeader(value, name) {
+  if (value === undefined) return undefined;
+  try {
+    return JSON.parse(value);
+  } catch (err) {
+    throw new Error(`Cannot parse ${name} as json: ${err}`);
+  }
+}
+
+async function handleInvocation(handler, invocation) {
+  const requestId = invocation.headers["lambda-runtime-aws-request-id"];
+  currentInvokeId = logRequestId = requestId;
+  const traceId = invocation.headers["lambda-runtime-trace-id"];
+  if (traceId !== undefined) process.env._X_AMZN_TRACE_ID = traceId;
+  else delete process.env._X_AMZN_TRACE_ID;
+
+  let { result, error } = await runHandler(handler, invocation);
+  let body;
+  if (error === undefined) {
+    try {
+      // undefined (and a function or symbol, which JSON cannot hold) are sent as null.
+      body = JSON.stringify(result === undefined ? null : result) ?? "null";
+    } catch {
+      error = new Error("Unable to stringify response body");
+    }
+  }
+  if (error === undefined) {
+    await post(`/invocation/${requestId}/response`, body);
+  } else {
+    logError("Invoke Error", error);
+    await postError(`/invocation/${requestId}/error`, error);
+  }
+  currentInvokeId = null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+let initDone = false;
+
+/** An exception or rejection nobody handled: fail the invoke in progress (or the init), then
+ * end the process. */
+async function failProcess(error, exitCodeAfterInit) {
+  try {
+    if (!initDone) await postError("/init/error", error);
+    else if (currentInvokeId !== null) await postError(`/invocation/${currentInvokeId}/error`, error);
+  } finally {
+    await stdioFlushed();
+    process.exit(initDone ? exitCodeAfterInit : 1);
+  }
+}
+
+async function main() {
+  patchConsole();
+  process.on("uncaughtException", (error) => {
+    logError("Uncaught Exception", error);
+    failProcess(error, 129);
+  });
+  process.on("unhandledRejection", (reason, promise) => {
+    const error = new UnhandledPromiseRejection(reason, promise);
+    logError("Unhandled Promise Rejection", error);
+    failProcess(error, 128);
+  });
+  process.on("beforeExit", () => {
+    const action = onEmptyEventLoop;
+    onEmptyEventLoop = null;
+    action?.();
+  });
+  addLayerModulePaths();
+
+  let handler;
+  try {
+    handler = await loadHandler(process.env.LAMBDA_TASK_ROOT || process.cwd(), process.env._HANDLER ?? "");
+  } catch (error) {
+    logError("Uncaught Exception", error);
+    await postError("/init/error", error);
+    await stdioFlushed();
+    process.exit(1);
+  }
+  initDone = true;
+
+  for (;;) {
+    await handleInvocation(handler, await nextInvocation());
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`lamina_runtime: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});
