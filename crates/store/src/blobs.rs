@@ -27,8 +27,33 @@ impl Blobs {
         };
         for dir in [&blobs.zips, &blobs.trees] {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            blobs.sweep(dir);
         }
         Ok(blobs)
+    }
+
+    /// Remove what a crash left half-written: hidden `.{name}.tmp...` files and trees (complete
+    /// packages only ever appear under their final names).
+    fn sweep(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with('.') && name.contains(".tmp")) {
+                continue;
+            }
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                code::remove_tree(&path).map_err(|e| e.to_string())
+            } else {
+                std::fs::remove_file(&path).map_err(|e| e.to_string())
+            };
+            if let Err(e) = removed {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a leftover temporary file");
+            }
+        }
     }
 
     /// Where the zip with this hash is kept.
@@ -68,6 +93,26 @@ impl Blobs {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_a_crash_are_swept_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = Blobs::open(dir.path()).unwrap();
+        let half_tree = dir.path().join("code/.abc.tmp-1-2-3");
+        std::fs::create_dir_all(half_tree.join("sub")).unwrap();
+        let half_zip = dir.path().join("blobs/.abc.1234.tmp");
+        std::fs::write(&half_zip, b"partial").unwrap();
+        let kept = blobs.zip_path("abc");
+        std::fs::write(&kept, b"complete").unwrap();
+        Blobs::open(dir.path()).unwrap();
+        assert!(!half_tree.exists() && !half_zip.exists());
+        assert!(kept.exists());
     }
 }
 
