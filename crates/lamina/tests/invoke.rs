@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{InvocationType, LogType, Runtime};
+use aws_sdk_lambda::types::{InvocationType, Runtime};
 use aws_sdk_lambda::Client;
 use base64::Engine;
 use common::*;
@@ -67,28 +67,6 @@ async fn tool(client: &Client, name: &str) {
         python_zip(TOOL),
     )
     .await;
-}
-
-async fn call(client: &Client, name: &str, event: Value) -> (Value, Option<String>, String) {
-    let resp = client
-        .invoke()
-        .function_name(name)
-        .payload(Blob::new(event.to_string()))
-        .log_type(LogType::Tail)
-        .send()
-        .await
-        .expect("invoke");
-    assert_eq!(resp.status_code(), 200);
-    let body: Value =
-        serde_json::from_slice(resp.payload().expect("payload").as_ref()).expect("JSON payload");
-    let log = base64::engine::general_purpose::STANDARD
-        .decode(resp.log_result().unwrap_or_default())
-        .unwrap();
-    (
-        body,
-        resp.function_error().map(str::to_string),
-        String::from_utf8_lossy(&log).into_owned(),
-    )
 }
 
 #[tokio::test]

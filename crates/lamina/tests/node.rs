@@ -3,35 +3,12 @@
 
 mod common;
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{LogType, Runtime};
-use aws_sdk_lambda::Client;
-use base64::Engine;
+use aws_sdk_lambda::types::Runtime;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// `(name, contents, unix mode)`.
 type ZipEntry = (&'static str, &'static [u8], u32);
-
-async fn invoke(client: &Client, name: &str, event: Value) -> (Value, Option<String>, String) {
-    let resp = client
-        .invoke()
-        .function_name(name)
-        .payload(Blob::new(event.to_string()))
-        .log_type(LogType::Tail)
-        .send()
-        .await
-        .expect("invoke");
-    let body = serde_json::from_slice(resp.payload().unwrap().as_ref()).expect("JSON");
-    let log = base64::engine::general_purpose::STANDARD
-        .decode(resp.log_result().unwrap_or_default())
-        .unwrap();
-    (
-        body,
-        resp.function_error().map(str::to_string),
-        String::from_utf8_lossy(&log).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn commonjs_esm_async_and_callback_handlers() {
@@ -84,7 +61,7 @@ async fn commonjs_esm_async_and_callback_handlers() {
     ];
     for (name, runtime, handler, files) in cases {
         create(&client, name, runtime, handler, zip(&files)).await;
-        let (body, err, log) = invoke(&client, name, json!({"n": name})).await;
+        let (body, err, log) = call(&client, name, json!({"n": name})).await;
         assert!(err.is_none(), "{name}: {body}");
         assert_eq!(body["event"], json!({"n": name}), "{name}: {body}");
         if name == "cjs-async" {
@@ -93,7 +70,7 @@ async fn commonjs_esm_async_and_callback_handlers() {
             assert!(log.contains("cjs says hi"), "{log}");
         }
         // Warm again.
-        let (again, err, _) = invoke(&client, name, json!(1)).await;
+        let (again, err, _) = call(&client, name, json!(1)).await;
         assert!(err.is_none(), "{name}: {again}");
         assert_eq!(again["event"], 1);
     }
@@ -130,7 +107,7 @@ exports.handler = async (event, context) => {
         |b| b.memory_size(512).timeout(9),
     )
     .await;
-    let (body, err, _) = invoke(&client, "nodectx", json!({})).await;
+    let (body, err, _) = call(&client, "nodectx", json!({})).await;
     assert!(err.is_none(), "{body}");
     assert_eq!(body["functionName"], "nodectx");
     assert_eq!(body["functionVersion"], "$LATEST");
@@ -145,12 +122,12 @@ exports.handler = async (event, context) => {
     let remaining = body["remaining"].as_i64().unwrap();
     assert!(remaining > 7_000 && remaining <= 9_000, "{remaining}");
 
-    let (body, err, _) = invoke(&client, "nodectx", json!({"fail": "builtin"})).await;
+    let (body, err, _) = call(&client, "nodectx", json!({"fail": "builtin"})).await;
     assert_eq!(err.as_deref(), Some("Unhandled"));
     assert_eq!(body["errorType"], "Error");
     assert_eq!(body["errorMessage"], "plain failure");
     assert!(body["trace"].is_array(), "{body}");
-    let (body, _, _) = invoke(&client, "nodectx", json!({"fail": "custom"})).await;
+    let (body, _, _) = call(&client, "nodectx", json!({"fail": "custom"})).await;
     assert_eq!(body["errorType"], "ValidationFailed");
     assert_eq!(body["errorMessage"], "bad input");
 }
@@ -179,7 +156,7 @@ async fn node_init_errors() {
         ),
     ] {
         create(&client, name, Runtime::Nodejs20x, handler, zip(files)).await;
-        let (body, err, _) = invoke(&client, name, json!({})).await;
+        let (body, err, _) = call(&client, name, json!({})).await;
         assert_eq!(err.as_deref(), Some("Unhandled"), "{name}");
         assert_eq!(body["errorType"], error_type, "{name}: {body}");
         assert!(body["errorMessage"].is_string(), "{name}: {body}");

@@ -11,21 +11,8 @@ use std::process::Command;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::Runtime;
-use aws_sdk_lambda::Client;
 use common::*;
 use serde_json::{json, Value};
-
-async fn invoke(client: &Client, name: &str, event: Value) -> (Value, Option<String>) {
-    let resp = client
-        .invoke()
-        .function_name(name)
-        .payload(Blob::new(event.to_string()))
-        .send()
-        .await
-        .expect("invoke");
-    let body = serde_json::from_slice(resp.payload().unwrap().as_ref()).expect("JSON");
-    (body, resp.function_error().map(str::to_string))
-}
 
 const SHELL_BOOTSTRAP: &str = r#"#!/bin/sh
 set -eu
@@ -53,7 +40,7 @@ async fn a_shell_bootstrap_with_curl() {
     )
     .await;
     for i in 0..3 {
-        let (body, err) = invoke(&client, "shell", json!({"n": i})).await;
+        let (body, err, _) = call(&client, "shell", json!({"n": i})).await;
         assert!(err.is_none(), "{body}");
         assert_eq!(body, json!({"shell": true, "event": {"n": i}}));
     }
@@ -72,7 +59,7 @@ async fn a_rust_bootstrap_built_with_lambda_runtime() {
         zip(&[("bootstrap", &binary, 0o755)]),
     )
     .await;
-    let (body, err) = invoke(&client, "rusty", json!({"hello": "rust"})).await;
+    let (body, err, _) = call(&client, "rusty", json!({"hello": "rust"})).await;
     assert!(err.is_none(), "{body}");
     assert_eq!(body["event"], json!({"hello": "rust"}));
     assert_eq!(body["function_name"], "rusty");
@@ -80,7 +67,7 @@ async fn a_rust_bootstrap_built_with_lambda_runtime() {
         body["invoked_function_arn"],
         "arn:aws:lambda:us-east-1:000000000000:function:rusty"
     );
-    let (body, err) = invoke(&client, "rusty", json!({"fail": "on purpose"})).await;
+    let (body, err, _) = call(&client, "rusty", json!({"fail": "on purpose"})).await;
     assert_eq!(err.as_deref(), Some("Unhandled"));
     assert_eq!(body["errorMessage"], "on purpose");
 }
@@ -140,14 +127,14 @@ async fn the_official_python_runtime_interface_client() {
         zip_owned(&entries),
     )
     .await;
-    let (body, err) = invoke(&client, "ric", json!({"via": "awslambdaric"})).await;
+    let (body, err, _) = call(&client, "ric", json!({"via": "awslambdaric"})).await;
     assert!(err.is_none(), "{body}");
     assert_eq!(
         body,
         json!({"ric": true, "event": {"via": "awslambdaric"}, "fn": "ric"})
     );
     // A second, warm invoke through the same client.
-    let (body, _) = invoke(&client, "ric", json!(2)).await;
+    let (body, _, _) = call(&client, "ric", json!(2)).await;
     assert_eq!(body["event"], 2);
 }
 
@@ -237,7 +224,7 @@ async fn the_runtime_api_answers_as_documented() {
     assert_eq!(first["unknown_id"][0], 400);
     assert_eq!(first["unknown_id"][1]["errorType"], "InvalidRequestID");
     // The second invocation reports what happened after the first answer.
-    let (second, _) = invoke(&client, "probe", json!({"second": true})).await;
+    let (second, _, _) = call(&client, "probe", json!({"second": true})).await;
     let prev = &second["previous"];
     assert_eq!(prev["first_answer"], 202);
     assert_eq!(prev["second_answer"][0], 400, "one answer per request id");
@@ -268,7 +255,7 @@ async fn a_missing_interpreter_or_entrypoint_fails_the_invoke_not_the_server() {
         zip(&[("bootstrap", b"#!/nonexistent/interpreter\n", 0o755)]),
     )
     .await;
-    let (body, err) = invoke(&client, "broken", json!({})).await;
+    let (body, err, _) = call(&client, "broken", json!({})).await;
     assert_eq!(err.as_deref(), Some("Unhandled"));
     assert_eq!(body["errorType"], "Runtime.InvalidEntrypoint", "{body}");
 }

@@ -656,3 +656,32 @@ where
 pub fn function_arn(region: &str, name: &str) -> String {
     format!("arn:aws:lambda:{region}:000000000000:function:{name}")
 }
+
+/// Invoke synchronously with `X-Amz-Log-Type: Tail`; returns the JSON payload, the
+/// `X-Amz-Function-Error` header and the decoded log tail.
+pub async fn call(
+    client: &Client,
+    name: &str,
+    event: serde_json::Value,
+) -> (serde_json::Value, Option<String>, String) {
+    use base64::Engine;
+    let resp = client
+        .invoke()
+        .function_name(name)
+        .payload(Blob::new(event.to_string()))
+        .log_type(aws_sdk_lambda::types::LogType::Tail)
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(resp.status_code(), 200);
+    let body =
+        serde_json::from_slice(resp.payload().expect("payload").as_ref()).expect("JSON payload");
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(resp.log_result().unwrap_or_default())
+        .expect("base64 log");
+    (
+        body,
+        resp.function_error().map(str::to_string),
+        String::from_utf8_lossy(&log).into_owned(),
+    )
+}
