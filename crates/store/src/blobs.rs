@@ -96,6 +96,13 @@ impl Blobs {
     }
 }
 
+fn io(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,12 +120,5 @@ mod tests {
         Blobs::open(dir.path()).unwrap();
         assert!(!half_tree.exists() && !half_zip.exists());
         assert!(kept.exists());
-    }
-}
-
-fn io(path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        path: path.display().to_string(),
-        source,
     }
 }

@@ -55,7 +55,7 @@ class RuntimeAPI:
 
     def next_invocation(self):
         """Block until the next event arrives; return its headers (lower-case names) and body."""
-        status, headers, body = self._call("GET", "/invocation/next")
+        status, headers, body = self._call("GET", "/invocation/next", None, {})
         if status != 200:
             raise RuntimeError(f"Runtime API answered {status} to /invocation/next: {body!r}")
         return headers, body
@@ -67,7 +67,7 @@ class RuntimeAPI:
         if status != 202:
             sys.stderr.write(f"lamina_runtime: Runtime API answered {status} to {path}: {answer!r}\n")
 
-    def _call(self, method, path, body=None, headers={}):
+    def _call(self, method, path, body, headers):
         head = f"{method} {RUNTIME_API_PREFIX}{path} HTTP/1.1\r\nHost: {self.host_header}\r\n"
         for name, value in headers.items():
             head += f"{name}: {value}\r\n"
@@ -342,13 +342,19 @@ def json_default(value):
 JSON_ENCODER = json.JSONEncoder(ensure_ascii=sys.version_info < (3, 12), default=json_default)
 
 
+def to_json(value):
+    """JSON as UTF-8 bytes. A lone surrogate in a string (from an undecodable file name, say)
+    becomes a \\udcXX escape, as it does when ensure_ascii is on."""
+    return JSON_ENCODER.encode(value).encode("utf-8", "backslashreplace")
+
+
 def marshal_response(result):
     """The response body and its content type: bytes are passed on as they are, anything else
     is JSON (None becomes null)."""
     if isinstance(result, bytes):
         return result, "application/unknown"
     try:
-        return JSON_ENCODER.encode(result).encode(), "application/json"
+        return to_json(result), "application/json"
     except Exception as e:
         raise FaultError("Runtime.MarshalError", f"Unable to marshal response: {e}")
 
@@ -388,11 +394,9 @@ def log_error(error):
 
 
 def post_error(api, path, error):
-    # A header value has to be ASCII, and an error class may have a non-ASCII name. A message
-    # may hold lone surrogates (undecodable file names): those are sent as \udcXX escapes.
+    # A header value has to be ASCII, and an error class may have a non-ASCII name.
     error_type = error["errorType"].encode("ascii", "replace").decode()
-    body = JSON_ENCODER.encode(error).encode("utf-8", "backslashreplace")
-    api.post(path, body, {ERROR_TYPE_HEADER: error_type, "Content-Type": "application/json"})
+    api.post(path, to_json(error), {ERROR_TYPE_HEADER: error_type, "Content-Type": "application/json"})
 
 
 # ---------------------------------------------------------------------------------------------
