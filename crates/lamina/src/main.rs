@@ -115,7 +115,11 @@ fn url_key(data_dir: &Path) -> Result<[u8; 32]> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let data_dir = &args.common.data_dir;
+    // Everything derived from the data directory (code trees, logs, runtime clients) is handed
+    // to function processes that run elsewhere, so it must be absolute.
+    std::fs::create_dir_all(&args.common.data_dir)
+        .with_context(|| format!("creating {}", args.common.data_dir.display()))?;
+    let data_dir = &std::fs::canonicalize(&args.common.data_dir)?;
     let sqlite = SqliteStore::open(data_dir)
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let blobs = sqlite.blobs().clone();
@@ -123,9 +127,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let runtime_dir = data_dir.join("runtime");
     lamina_pool::runtimes::install_clients(&runtime_dir)
         .with_context(|| format!("installing runtime clients in {}", runtime_dir.display()))?;
-    let runtime_dir = std::fs::canonicalize(&runtime_dir)?;
     let pool = Pool::new(PoolConfig {
-        logs_dir: std::fs::canonicalize(data_dir)?.join("logs"),
+        logs_dir: data_dir.join("logs"),
         runtime_dir,
         interpreters: interpreters(&args.common)?,
         idle_timeout: Duration::from_secs_f64(args.idle_timeout.max(0.01)),

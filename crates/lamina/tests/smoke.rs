@@ -55,3 +55,21 @@ async fn create_and_invoke_a_python_function() {
         "a cold start reports its init: {log}"
     );
 }
+
+#[tokio::test]
+async fn a_relative_data_directory_works() {
+    // Regression: code paths handed to functions were relative to the server's directory.
+    let server = Server::start_relative();
+    let client = server.client();
+    create(
+        &client,
+        "relative",
+        Runtime::Python312,
+        "app.handler",
+        python_zip("def handler(event, context):\n    return 'ok'\n"),
+    )
+    .await;
+    let (body, err, _) = call(&client, "relative", serde_json::json!({})).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body, "ok");
+}

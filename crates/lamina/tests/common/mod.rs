@@ -21,6 +21,7 @@ pub struct Server {
     pub endpoint: String,
     pub data_dir: tempfile::TempDir,
     args: Vec<String>,
+    relative: bool,
 }
 
 impl Server {
@@ -31,24 +32,41 @@ impl Server {
 
     /// Start with extra `lamina serve` arguments.
     pub fn start_with(args: &[&str]) -> Server {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut s = Server {
+        let mut s = Server::new(args);
+        s.spawn();
+        s
+    }
+
+    fn new(args: &[&str]) -> Server {
+        Server {
             child: None,
             endpoint: String::new(),
-            data_dir,
+            data_dir: tempfile::tempdir().expect("temp dir"),
             args: args.iter().map(|s| s.to_string()).collect(),
-        };
+            relative: false,
+        }
+    }
+
+    /// Start with `--data-dir` given relative to the server's working directory (the README's
+    /// default `./.lamina` is relative).
+    pub fn start_relative() -> Server {
+        let mut s = Server::new(&[]);
+        s.relative = true;
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lamina"))
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(self.data_dir.path())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lamina"));
+        cmd.arg("serve").arg("--listen").arg("127.0.0.1:0");
+        if self.relative {
+            cmd.current_dir(self.data_dir.path())
+                .arg("--data-dir")
+                .arg("./.lamina");
+        } else {
+            cmd.arg("--data-dir").arg(self.data_dir.path());
+        }
+        let mut child = cmd
             .args(&self.args)
             .env("LAMINA_TEST_CANARY", "server-secret")
             .env("LAMINA_LOG", "warn")

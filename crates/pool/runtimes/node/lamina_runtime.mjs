@@ -8,8 +8,7 @@
 // other Lambda variables set. It plays the part of AWS's aws-lambda-ric in the managed runtime:
 //
 // - Init: console.* writes Lambda's text format ("<ISO time>\t<request id>\t<LEVEL>\t<message>")
-//   to stdout; NODE_PATH gets the layer directories when it is unset; the handler named by
-//   _HANDLER ("file.export", "dir/file.export", "file.nested.export") is loaded from
+//   to stdout, and the handler named by _HANDLER ("file.export", "dir/file.export", "file.nested.export") is loaded from
 //   LAMBDA_TASK_ROOT: file, file.js (CommonJS, or ES module under a package.json with
 //   "type": "module"), file.mjs, file.cjs, then as a package name. A failure is posted to
 //   /runtime/init/error with aws-lambda-ric's error types and messages
@@ -26,10 +25,11 @@
 //   (status 129 or 128), as in aws-lambda-ric.
 //
 // Built-in modules only (node 18 to 24). All calls share one kept-alive connection. Output that
-// stdout or stderr still holds is written out before a response or error is posted.
+// stdout or stderr still holds is written out before a response or error is posted. require()
+// finds layer packages through NODE_PATH, which lamina sets as AWS does.
 
 import fs from "node:fs";
-import Module, { createRequire } from "node:module";
+import { createRequire } from "node:module";
 import net from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -284,16 +284,6 @@ function logError(title, error) {
 // ---------------------------------------------------------------------------------------------
 // Init: finding and loading the handler
 
-/** Make require() find packages in layers, as NODE_PATH does in AWS's Node.js runtimes. */
-function addLayerModulePaths() {
-  if (process.env.NODE_PATH !== undefined) return;
-  const major = process.versions.node.split(".")[0];
-  const paths = [`/opt/nodejs/node${major}/node_modules`, "/opt/nodejs/node_modules"];
-  if (process.env.LAMBDA_RUNTIME_DIR) paths.push(path.join(process.env.LAMBDA_RUNTIME_DIR, "node_modules"));
-  process.env.NODE_PATH = paths.join(":");
-  Module._initPaths(); // re-reads NODE_PATH
-}
-
 async function loadHandler(taskRoot, fullHandler) {
   if (fullHandler.includes("..")) {
     throw new MalformedHandlerName(
@@ -494,7 +484,6 @@ async function main() {
     onEmptyEventLoop = null;
     action?.();
   });
-  addLayerModulePaths();
 
   let handler;
   try {

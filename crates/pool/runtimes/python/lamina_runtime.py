@@ -338,8 +338,13 @@ def json_default(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-# awslambdaric writes non-ASCII characters as they are on python3.12 and later, as \u escapes before.
-JSON_ENCODER = json.JSONEncoder(ensure_ascii=sys.version_info < (3, 12), default=json_default)
+# awslambdaric writes non-ASCII characters as they are for the python3.12 and later runtimes (as
+# AWS_EXECUTION_ENV names them, e.g. AWS_Lambda_python3.12), as \u escapes for the earlier ones.
+_runtime_minor = os.environ.get("AWS_EXECUTION_ENV", "").rpartition("python3.")[2]
+JSON_ENCODER = json.JSONEncoder(
+    ensure_ascii=int(_runtime_minor) < 12 if _runtime_minor.isdigit() else sys.version_info < (3, 12),
+    default=json_default,
+)
 
 
 def to_json(value):
