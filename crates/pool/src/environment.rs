@@ -28,7 +28,12 @@ pub(crate) struct Environment {
     init_duration: Option<Duration>,
     pub(crate) last_used: Instant,
     healthy: bool,
+    peak_memory_mb: u64,
+    memory_sampled: Option<Instant>,
 }
+
+/// How often `Max Memory Used` is re-read from `/proc` (process isolation).
+const MEMORY_SAMPLE_PERIOD: Duration = Duration::from_millis(200);
 
 /// A cold start that did not produce an environment: the invocation fails with this error.
 #[derive(Debug)]
@@ -124,6 +129,8 @@ impl Environment {
                 init_duration: Some(started.elapsed()),
                 last_used: Instant::now(),
                 healthy: true,
+                peak_memory_mb: 0,
+                memory_sampled: None,
             }),
             Some(Ok(InitSignal::Error { error_type, body })) => {
                 process.kill();
@@ -220,11 +227,7 @@ impl Environment {
         if self.healthy {
             self.logs.drain();
         }
-        let memory_used = self
-            .process
-            .peak_memory_bytes()
-            .map(|b| b.div_ceil(1024 * 1024))
-            .unwrap_or(0);
+        let memory_used = self.peak_memory_mb();
         self.logs
             .platform_line(&format!("END RequestId: {request_id}"));
         let mut report = format!(
@@ -249,6 +252,22 @@ impl Environment {
             log_tail,
             duration,
         }
+    }
+
+    /// `Max Memory Used`, in MB. Reading `/proc/{pid}/status` costs about a tenth of the
+    /// platform's CPU per warm invoke, so it is read at most every [`MEMORY_SAMPLE_PERIOD`]; the
+    /// peak only grows, so a recent sample is a lower bound that is at most that old.
+    fn peak_memory_mb(&mut self) -> u64 {
+        let due = self
+            .memory_sampled
+            .is_none_or(|t| t.elapsed() >= MEMORY_SAMPLE_PERIOD);
+        if due {
+            if let Some(bytes) = self.process.peak_memory_bytes() {
+                self.peak_memory_mb = self.peak_memory_mb.max(bytes.div_ceil(1024 * 1024));
+            }
+            self.memory_sampled = Some(Instant::now());
+        }
+        self.peak_memory_mb
     }
 
     async fn exited(&mut self, request_id: &str, exit: Exit) -> FunctionOutcome {
