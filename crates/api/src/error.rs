@@ -45,6 +45,12 @@ pub enum ApiError {
     /// 413 `RequestEntityTooLargeException` (the model's `RequestTooLargeException`).
     #[error("{0}")]
     RequestTooLarge(String),
+    /// 429 `TooManyRequestsException` with its `Reason` and a `Retry-After` header.
+    #[error("Rate Exceeded.")]
+    TooManyRequests {
+        /// Which limit.
+        reason: &'static str,
+    },
     /// 500 `ServiceException`; the detail is logged, not sent.
     #[error("{0}")]
     Service(String),
@@ -63,6 +69,7 @@ impl ApiError {
             ApiError::ResourceConflict(_) => "ResourceConflictException",
             ApiError::PreconditionFailed(_) => "PreconditionFailedException",
             ApiError::RequestTooLarge(_) => "RequestEntityTooLargeException",
+            ApiError::TooManyRequests { .. } => "TooManyRequestsException",
             ApiError::Service(_) => "ServiceException",
         }
     }
@@ -78,6 +85,7 @@ impl ApiError {
             ApiError::ResourceConflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Service(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,7 +102,8 @@ impl ApiError {
             | ApiError::InvalidRequestContent(_)
             | ApiError::ResourceConflict(_)
             | ApiError::PreconditionFailed(_)
-            | ApiError::RequestTooLarge(_) => false,
+            | ApiError::RequestTooLarge(_)
+            | ApiError::TooManyRequests { .. } => false,
         }
     }
 
@@ -128,6 +137,9 @@ impl ApiError {
             message.into(),
         );
         body.insert("__type".into(), self.code().into());
+        if let ApiError::TooManyRequests { reason } = self {
+            body.insert("Reason".into(), (*reason).into());
+        }
         let mut resp = Response::new(Full::new(Bytes::from(
             serde_json::Value::Object(body).to_string(),
         )));
@@ -135,6 +147,9 @@ impl ApiError {
         let h = resp.headers_mut();
         h.insert("x-amzn-errortype", HeaderValue::from_static(self.code()));
         h.insert("content-type", HeaderValue::from_static("application/json"));
+        if let ApiError::TooManyRequests { .. } = self {
+            h.insert("retry-after", HeaderValue::from_static("1"));
+        }
         resp
     }
 }
@@ -169,6 +184,17 @@ impl From<StoreError> for ApiError {
             StoreError::RevisionMismatch { .. } => ApiError::PreconditionFailed(
                 "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id".into(),
             ),
+            StoreError::AliasExists(arn) => {
+                ApiError::ResourceConflict(format!("Alias already exists: {arn}"))
+            }
+            e @ StoreError::AliasNotFound(_) => ApiError::ResourceNotFound(e.to_string()),
+            StoreError::VersionInUse {
+                arn,
+                version,
+                aliases,
+            } => ApiError::ResourceConflict(format!(
+                "Unable to delete version {version} of {arn} because the following aliases reference it: [{aliases}]"
+            )),
             other => ApiError::Service(other.to_string()),
         }
     }
@@ -179,6 +205,7 @@ impl From<InvokeError> for ApiError {
         match e {
             InvokeError::NotFound(_) => ApiError::ResourceNotFound(e.to_string()),
             InvokeError::NotActive { .. } => ApiError::ResourceConflict(e.to_string()),
+            InvokeError::Throttled { reason } => ApiError::TooManyRequests { reason },
             InvokeError::Store(s) => s.into(),
             InvokeError::Internal(m) => ApiError::Service(m),
         }

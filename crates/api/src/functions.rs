@@ -48,7 +48,7 @@ pub(crate) fn resolve(
 }
 
 /// Resolve a name that must not carry a qualifier.
-fn resolve_unqualified(ctx: &Ctx, name: &str) -> Result<FunctionKey, ApiError> {
+pub(crate) fn resolve_unqualified(ctx: &Ctx, name: &str) -> Result<FunctionKey, ApiError> {
     let (key, qualifier) = resolve(ctx, name, None)?;
     if qualifier.is_some() {
         return Err(ApiError::InvalidParameterValue(format!(
@@ -58,23 +58,32 @@ fn resolve_unqualified(ctx: &Ctx, name: &str) -> Result<FunctionKey, ApiError> {
     Ok(key)
 }
 
-fn not_found(key: &FunctionKey, qualifier: Option<&str>) -> ApiError {
+pub(crate) fn not_found(key: &FunctionKey, qualifier: Option<&str>) -> ApiError {
     ApiError::ResourceNotFound(format!("Function not found: {}", key.arn_with(qualifier)))
 }
 
-/// Load the version a qualifier names (`$LATEST` when none).
-async fn load(
+/// Load the version a qualifier names: `$LATEST` when none, a version number, or the main
+/// version of an alias.
+pub(crate) async fn load(
     state: &ApiState,
     key: &FunctionKey,
     qualifier: Option<&str>,
 ) -> Result<FunctionVersion, ApiError> {
-    let version = qualifier.unwrap_or(LATEST);
-    if version != LATEST && !is_version_number(version) {
-        return Err(not_found(key, qualifier));
-    }
+    let version = match qualifier {
+        None => LATEST.to_string(),
+        Some(q) if q == LATEST || is_version_number(q) => q.to_string(),
+        Some(alias) => {
+            state
+                .store
+                .get_alias(key, alias)
+                .await?
+                .ok_or_else(|| not_found(key, qualifier))?
+                .function_version
+        }
+    };
     state
         .store
-        .get_version(key, version)
+        .get_version(key, &version)
         .await?
         .ok_or_else(|| not_found(key, qualifier))
 }
@@ -146,7 +155,7 @@ fn code_error(e: CodeError) -> ApiError {
     }
 }
 
-fn revision() -> String {
+pub(crate) fn revision() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -223,7 +232,16 @@ pub(crate) async fn create(state: &ApiState, ctx: &Ctx, body: &[u8]) -> Result<R
         .store
         .create_function(&version, &req.tags.clone().unwrap_or_default())
         .await?;
-    spawn_settle(state, key, version.config.revision_id.clone());
+    spawn_settle(
+        state,
+        key.clone(),
+        LATEST,
+        version.config.revision_id.clone(),
+    );
+    if req.publish == Some(true) {
+        let published = crate::versions::publish_latest(state, &key, None, None).await?;
+        return Ok(json(StatusCode::CREATED, &published.config));
+    }
     Ok(json(StatusCode::CREATED, &version.config))
 }
 
@@ -262,6 +280,9 @@ pub(crate) async fn get(
     if !record.tags.is_empty() {
         out["Tags"] = json!(record.tags);
     }
+    if let Some(reserved) = record.reserved_concurrency {
+        out["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
+    }
     Ok(json(StatusCode::OK, &out))
 }
 
@@ -287,33 +308,7 @@ pub(crate) async fn list(
     marker: Option<String>,
     max_items: Option<String>,
 ) -> Result<Resp, ApiError> {
-    let limit = match max_items.as_deref() {
-        None => MAX_PAGE,
-        Some(m) => match m.parse::<i64>() {
-            Ok(n) if (1..=10_000).contains(&n) => (n as usize).min(MAX_PAGE),
-            Ok(n) if n > 10_000 => {
-                return Err(InputError::validation(
-                    "maxItems",
-                    m,
-                    "Member must have value less than or equal to 10000",
-                )
-                .into())
-            }
-            Ok(_) => {
-                return Err(InputError::validation(
-                    "maxItems",
-                    m,
-                    "Member must have value greater than or equal to 1",
-                )
-                .into())
-            }
-            Err(_) => {
-                return Err(ApiError::InvalidParameterValue(format!(
-                    "MaxItems must be an integer: {m}"
-                )))
-            }
-        },
-    };
+    let limit = page_limit(max_items.as_deref())?;
     let after = match marker.as_deref() {
         None | Some("") => None,
         Some(m) => Some(decode_marker(m)?),
@@ -352,11 +347,42 @@ pub(crate) async fn list(
     Ok(json(StatusCode::OK, &out))
 }
 
-fn encode_marker(name: &str) -> String {
+/// `MaxItems` (1-10000) as a page size, at most [`MAX_PAGE`].
+pub(crate) fn page_limit(max_items: Option<&str>) -> Result<usize, ApiError> {
+    Ok(match max_items {
+        None => MAX_PAGE,
+        Some(m) => match m.parse::<i64>() {
+            Ok(n) if (1..=10_000).contains(&n) => (n as usize).min(MAX_PAGE),
+            Ok(n) if n > 10_000 => {
+                return Err(InputError::validation(
+                    "maxItems",
+                    m,
+                    "Member must have value less than or equal to 10000",
+                )
+                .into())
+            }
+            Ok(_) => {
+                return Err(InputError::validation(
+                    "maxItems",
+                    m,
+                    "Member must have value greater than or equal to 1",
+                )
+                .into())
+            }
+            Err(_) => {
+                return Err(ApiError::InvalidParameterValue(format!(
+                    "MaxItems must be an integer: {m}"
+                )))
+            }
+        },
+    })
+}
+
+pub(crate) fn encode_marker(name: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
 }
 
-fn decode_marker(marker: &str) -> Result<String, ApiError> {
+pub(crate) fn decode_marker(marker: &str) -> Result<String, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(marker)
         .ok()
@@ -405,6 +431,7 @@ async fn commit_update(
     previous_revision: &str,
     asked_revision: Option<&str>,
     v: FunctionVersion,
+    publish: bool,
 ) -> Result<Resp, ApiError> {
     match state.store.put_version(&v, Some(previous_revision)).await {
         Ok(()) => {}
@@ -416,7 +443,11 @@ async fn commit_update(
         }
         Err(e) => return Err(e.into()),
     }
-    spawn_settle(state, v.key.clone(), v.config.revision_id.clone());
+    spawn_settle(state, v.key.clone(), LATEST, v.config.revision_id.clone());
+    if publish {
+        let published = crate::versions::publish_latest(state, &v.key, None, None).await?;
+        return Ok(json(StatusCode::OK, &published.config));
+    }
     Ok(json(StatusCode::OK, &v.config))
 }
 
@@ -455,7 +486,14 @@ pub(crate) async fn update_code(
         return Ok(json(StatusCode::OK, &v.config));
     }
     begin_update(&mut v);
-    commit_update(state, &previous, req.revision_id.as_deref(), v).await
+    commit_update(
+        state,
+        &previous,
+        req.revision_id.as_deref(),
+        v,
+        req.publish == Some(true),
+    )
+    .await
 }
 
 /// PUT /2015-03-31/functions/{FunctionName}/configuration
@@ -516,7 +554,7 @@ pub(crate) async fn update_configuration(
         c.file_system_configs = Some(f);
     }
     begin_update(&mut v);
-    commit_update(state, &previous, req.revision_id.as_deref(), v).await
+    commit_update(state, &previous, req.revision_id.as_deref(), v, false).await
 }
 
 /// DELETE /2015-03-31/functions/{FunctionName}
@@ -534,7 +572,18 @@ pub(crate) async fn delete(
                 "$LATEST version cannot be deleted without deleting the function.".into(),
             ))
         }
-        Some(q) => return Err(not_found(&key, Some(q))),
+        Some(q) if is_version_number(q) => {
+            if !state.store.delete_version(&key, q).await? {
+                return Err(not_found(&key, Some(q)));
+            }
+            return Ok(empty(StatusCode::NO_CONTENT));
+        }
+        Some(q) => {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "DeleteFunction deletes a function or one of its versions, not an alias: {}; use DeleteAlias",
+                key.qualified_arn(q)
+            )))
+        }
     }
     if !state.store.delete_function(&key).await? {
         return Err(not_found(&key, None));
@@ -549,6 +598,11 @@ pub(crate) async fn account_settings(state: &ApiState, ctx: &Ctx) -> Result<Resp
         .store
         .account_usage(&ctx.caller.account, &ctx.caller.region)
         .await?;
+    let limit = state.invoker.concurrency_limit();
+    let reserved = state
+        .store
+        .total_reserved(&ctx.caller.account, &ctx.caller.region, None)
+        .await?;
     Ok(json(
         StatusCode::OK,
         &json!({
@@ -556,8 +610,8 @@ pub(crate) async fn account_settings(state: &ApiState, ctx: &Ctx) -> Result<Resp
                 "TotalCodeSize": 80_530_636_800u64,
                 "CodeSizeUnzipped": code::MAX_UNZIPPED_BYTES,
                 "CodeSizeZipped": code::MAX_ZIPPED_BYTES,
-                "ConcurrentExecutions": 1000,
-                "UnreservedConcurrentExecutions": 1000,
+                "ConcurrentExecutions": limit,
+                "UnreservedConcurrentExecutions": u64::from(limit).saturating_sub(reserved),
             },
             "AccountUsage": {
                 "TotalCodeSize": usage.total_code_size,
@@ -640,24 +694,26 @@ pub(crate) async fn download_code(
     Ok(resp)
 }
 
-fn spawn_settle(state: &ApiState, key: FunctionKey, revision: String) {
+pub(crate) fn spawn_settle(state: &ApiState, key: FunctionKey, version: &str, revision: String) {
+    let version = version.to_string();
     let store = state.store.clone();
     let invoker = state.invoker.clone();
     tokio::spawn(async move {
-        if let Err(e) = settle(store.as_ref(), &invoker, &key, &revision).await {
+        if let Err(e) = settle(store.as_ref(), &invoker, &key, &version, &revision).await {
             tracing::warn!(function = %key, error = %e, "cannot settle the function's state");
         }
     });
 }
 
-/// Move a `Pending` / `InProgress` `$LATEST` of `revision` to its settled state.
+/// Move a `Pending` / `InProgress` version of `revision` to its settled state.
 pub async fn settle(
     store: &dyn lamina_store::Store,
     invoker: &lamina_invoke::Invoker,
     key: &FunctionKey,
+    version: &str,
     revision: &str,
 ) -> Result<(), StoreError> {
-    let Some(mut v) = store.get_version(key, LATEST).await? else {
+    let Some(mut v) = store.get_version(key, version).await? else {
         return Ok(());
     };
     if v.config.revision_id != revision {
@@ -712,7 +768,7 @@ pub async fn settle(
     }
 }
 
-/// Settle every function a crash left `Pending` or `InProgress` (at start-up).
+/// Settle every version a crash left `Pending` or `InProgress` (at start-up).
 pub async fn settle_all(
     store: Arc<dyn lamina_store::Store>,
     invoker: &lamina_invoke::Invoker,
@@ -720,7 +776,14 @@ pub async fn settle_all(
     let unsettled = store.unsettled().await?;
     let n = unsettled.len();
     for v in unsettled {
-        settle(store.as_ref(), invoker, &v.key, &v.config.revision_id).await?;
+        settle(
+            store.as_ref(),
+            invoker,
+            &v.key,
+            &v.config.version,
+            &v.config.revision_id,
+        )
+        .await?;
     }
     Ok(n)
 }

@@ -9,12 +9,15 @@
 //! Served on plain hyper (HTTP/1.1 keep-alive, `TCP_NODELAY`), not a framework router: one
 //! `match` in `operation.rs` is the whole API surface.
 
+mod aliases;
 pub mod auth;
+mod concurrency;
 pub mod error;
 mod functions;
 mod invoke;
 pub mod operation;
 mod tags;
+mod versions;
 
 pub use functions::{settle, settle_all};
 
@@ -150,6 +153,31 @@ async fn dispatch(
             invoke::invoke(state, ctx, &name, qualifier.as_deref(), body).await
         }
         Operation::GetAccountSettings => functions::account_settings(state, ctx).await,
+        Operation::PublishVersion { name } => versions::publish(state, ctx, &name, &body).await,
+        Operation::ListVersionsByFunction {
+            name,
+            marker,
+            max_items,
+        } => versions::list(state, ctx, &name, marker, max_items).await,
+        Operation::CreateAlias { name } => aliases::create(state, ctx, &name, &body).await,
+        Operation::ListAliases {
+            name,
+            function_version,
+            marker,
+            max_items,
+        } => aliases::list(state, ctx, &name, function_version, marker, max_items).await,
+        Operation::GetAlias { name, alias } => aliases::get(state, ctx, &name, &alias).await,
+        Operation::UpdateAlias { name, alias } => {
+            aliases::update(state, ctx, &name, &alias, &body).await
+        }
+        Operation::DeleteAlias { name, alias } => aliases::delete(state, ctx, &name, &alias).await,
+        Operation::PutFunctionConcurrency { name } => {
+            concurrency::put(state, ctx, &name, &body).await
+        }
+        Operation::GetFunctionConcurrency { name } => concurrency::get(state, ctx, &name).await,
+        Operation::DeleteFunctionConcurrency { name } => {
+            concurrency::delete(state, ctx, &name).await
+        }
         Operation::TagResource { resource } => tags::tag(state, ctx, &resource, &body).await,
         Operation::UntagResource { resource, keys } => {
             tags::untag(state, ctx, &resource, &keys).await

@@ -58,6 +58,72 @@ pub enum Operation {
     },
     /// GET /2016-08-19/account-settings
     GetAccountSettings,
+    /// POST /2015-03-31/functions/{FunctionName}/versions
+    PublishVersion {
+        /// Path name (decoded).
+        name: String,
+    },
+    /// GET /2015-03-31/functions/{FunctionName}/versions
+    ListVersionsByFunction {
+        /// Path name (decoded).
+        name: String,
+        /// `Marker`.
+        marker: Option<String>,
+        /// `MaxItems`.
+        max_items: Option<String>,
+    },
+    /// POST /2015-03-31/functions/{FunctionName}/aliases
+    CreateAlias {
+        /// Path name (decoded).
+        name: String,
+    },
+    /// GET /2015-03-31/functions/{FunctionName}/aliases
+    ListAliases {
+        /// Path name (decoded).
+        name: String,
+        /// `FunctionVersion` filter.
+        function_version: Option<String>,
+        /// `Marker`.
+        marker: Option<String>,
+        /// `MaxItems`.
+        max_items: Option<String>,
+    },
+    /// GET /2015-03-31/functions/{FunctionName}/aliases/{Name}
+    GetAlias {
+        /// Path name (decoded).
+        name: String,
+        /// Alias name.
+        alias: String,
+    },
+    /// PUT /2015-03-31/functions/{FunctionName}/aliases/{Name}
+    UpdateAlias {
+        /// Path name (decoded).
+        name: String,
+        /// Alias name.
+        alias: String,
+    },
+    /// DELETE /2015-03-31/functions/{FunctionName}/aliases/{Name}
+    DeleteAlias {
+        /// Path name (decoded).
+        name: String,
+        /// Alias name.
+        alias: String,
+    },
+    /// PUT /2017-10-31/functions/{FunctionName}/concurrency
+    PutFunctionConcurrency {
+        /// Path name (decoded).
+        name: String,
+    },
+    /// GET /2019-09-30/functions/{FunctionName}/concurrency
+    GetFunctionConcurrency {
+        /// Path name (decoded).
+        name: String,
+    },
+    /// DELETE /2017-10-31/functions/{FunctionName}/concurrency
+    DeleteFunctionConcurrency {
+        /// Path name (decoded).
+        name: String,
+    },
     /// POST /2017-03-31/tags/{Resource}
     TagResource {
         /// The resource ARN (decoded).
@@ -104,6 +170,16 @@ impl Operation {
             Operation::DeleteFunction { .. } => "DeleteFunction",
             Operation::Invoke { .. } => "Invoke",
             Operation::GetAccountSettings => "GetAccountSettings",
+            Operation::PublishVersion { .. } => "PublishVersion",
+            Operation::ListVersionsByFunction { .. } => "ListVersionsByFunction",
+            Operation::CreateAlias { .. } => "CreateAlias",
+            Operation::ListAliases { .. } => "ListAliases",
+            Operation::GetAlias { .. } => "GetAlias",
+            Operation::UpdateAlias { .. } => "UpdateAlias",
+            Operation::DeleteAlias { .. } => "DeleteAlias",
+            Operation::PutFunctionConcurrency { .. } => "PutFunctionConcurrency",
+            Operation::GetFunctionConcurrency { .. } => "GetFunctionConcurrency",
+            Operation::DeleteFunctionConcurrency { .. } => "DeleteFunctionConcurrency",
             Operation::TagResource { .. } => "TagResource",
             Operation::UntagResource { .. } => "UntagResource",
             Operation::ListTags { .. } => "ListTags",

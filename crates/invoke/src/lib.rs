@@ -1,8 +1,13 @@
 //! The invocation service: from "invoke this name with this qualifier" to a finished invocation.
 //!
-//! - Routing: a qualifier (none, `$LATEST`, a version number) is resolved to one immutable
-//!   [`FunctionVersion`] through a small cache that is dropped whenever the store's generation
-//!   changes, so the warm path does not touch the database.
+//! - Routing: a qualifier (none, `$LATEST`, a version number, an alias) is resolved to one
+//!   immutable [`FunctionVersion`]; an alias with `AdditionalVersionWeights` picks its extra
+//!   version with that probability. Versions, aliases and concurrency settings come through a
+//!   small cache that is dropped whenever the store's generation changes, so the warm path
+//!   does not touch the database.
+//! - Concurrency: a function with reserved concurrency runs at most that many invocations at
+//!   once; all other functions of an account and region share what the account limit leaves
+//!   unreserved. Over a limit, a sync invoke is refused with [`InvokeError::Throttled`].
 //! - Sync invokes run in a task of their own, so an invocation always finishes (and its
 //!   environment returns to the pool) even if the caller goes away.
 //! - `Event` invokes are written to the store before [`Invoker::enqueue`] returns; the async
@@ -17,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use lamina_pool::{FunctionOutcome, InvokeParams, Pool};
 use lamina_store::{AsyncEvent, Store, StoreError};
-use lamina_types::function::{state, FunctionVersion};
+use lamina_types::function::{state, AliasConfiguration, FunctionVersion};
 use lamina_types::names::{is_version_number, FunctionKey, LATEST};
 use tokio::sync::{mpsc, Semaphore};
 
@@ -30,6 +35,13 @@ pub enum InvokeError {
     /// No such function, version or alias (the message carries the ARN).
     #[error("Function not found: {0}")]
     NotFound(String),
+    /// A concurrency limit is reached (`TooManyRequestsException`).
+    #[error("Rate Exceeded.")]
+    Throttled {
+        /// `ReservedFunctionConcurrentInvocationLimitExceeded` or
+        /// `ConcurrentInvocationLimitExceeded`.
+        reason: &'static str,
+    },
     /// The function exists but is not `Active`.
     #[error("The operation cannot be performed at this time. The function is currently in the following state: {state}")]
     NotActive {
@@ -80,6 +92,30 @@ pub struct SyncResponse {
 struct Cache {
     generation: u64,
     versions: HashMap<(FunctionKey, String), Arc<FunctionVersion>>,
+    aliases: HashMap<(FunctionKey, String), Arc<AliasConfiguration>>,
+    /// Reserved concurrency per function (`None`: unreserved).
+    reserved: HashMap<FunctionKey, Option<u32>>,
+    /// Sum of reservations per (account, region).
+    total_reserved: HashMap<(String, String), u64>,
+}
+
+impl Cache {
+    /// Forget everything if the store changed since it was filled.
+    fn check(&mut self, generation: u64) {
+        if self.generation != generation {
+            *self = Cache {
+                generation,
+                ..Cache::default()
+            };
+        }
+    }
+}
+
+/// Invocations running now, per reserved function and per account/region pool.
+#[derive(Debug, Default)]
+struct Running {
+    reserved: HashMap<FunctionKey, u32>,
+    unreserved: HashMap<(String, String), u32>,
 }
 
 #[derive(Debug)]
@@ -87,7 +123,33 @@ struct Inner {
     store: Arc<dyn Store>,
     pool: Pool,
     cache: Mutex<Cache>,
+    running: Mutex<Running>,
+    concurrency_limit: u32,
     events: mpsc::UnboundedSender<AsyncEvent>,
+}
+
+/// Room for one running invocation; given back when dropped.
+#[derive(Debug)]
+struct Permit {
+    inner: Arc<Inner>,
+    key: FunctionKey,
+    reserved: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let mut running = lock(&self.inner.running);
+        let slot = if self.reserved {
+            running.reserved.get_mut(&self.key)
+        } else {
+            running
+                .unreserved
+                .get_mut(&(self.key.account.clone(), self.key.region.clone()))
+        };
+        if let Some(n) = slot {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 /// The invocation service.
@@ -98,13 +160,16 @@ pub struct Invoker {
 
 impl Invoker {
     /// Build the service and start its async worker (needs a Tokio runtime).
-    pub fn new(store: Arc<dyn Store>, pool: Pool) -> Invoker {
+    /// `concurrency_limit` is the account concurrency limit (Lambda's default is 1000).
+    pub fn new(store: Arc<dyn Store>, pool: Pool, concurrency_limit: u32) -> Invoker {
         let (tx, rx) = mpsc::unbounded_channel();
         let invoker = Invoker {
             inner: Arc::new(Inner {
                 store,
                 pool,
                 cache: Mutex::new(Cache::default()),
+                running: Mutex::new(Running::default()),
+                concurrency_limit,
                 events: tx,
             }),
         };
@@ -117,42 +182,143 @@ impl Invoker {
         &self.inner.pool
     }
 
-    /// Resolve a qualifier to the version it names.
+    /// The account concurrency limit.
+    pub fn concurrency_limit(&self) -> u32 {
+        self.inner.concurrency_limit
+    }
+
+    /// Resolve a qualifier to the version it names; an alias picks one of its versions by
+    /// weight.
     pub async fn resolve(
         &self,
         key: &FunctionKey,
         qualifier: Option<&str>,
     ) -> Result<Arc<FunctionVersion>, InvokeError> {
-        let version = qualifier.unwrap_or(LATEST);
+        let version = match qualifier {
+            None => LATEST.to_string(),
+            Some(q) if q == LATEST || is_version_number(q) => q.to_string(),
+            Some(alias) => pick(&*self.alias(key, alias).await?),
+        };
         let generation = self.inner.store.generation();
-        let cache_key = (key.clone(), version.to_string());
+        let cache_key = (key.clone(), version.clone());
         {
             let mut cache = lock(&self.inner.cache);
-            if cache.generation != generation {
-                cache.versions.clear();
-                cache.generation = generation;
-            }
+            cache.check(generation);
             if let Some(v) = cache.versions.get(&cache_key) {
                 return Ok(v.clone());
             }
         }
-        let not_found = || InvokeError::NotFound(key.arn_with(qualifier));
-        if version != LATEST && !is_version_number(version) {
-            // Aliases arrive with versions and aliases; until then no other qualifier exists.
-            return Err(not_found());
-        }
         let found = self
             .inner
             .store
-            .get_version(key, version)
+            .get_version(key, &version)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(|| InvokeError::NotFound(key.arn_with(qualifier)))?;
         let found = Arc::new(found);
         let mut cache = lock(&self.inner.cache);
         if cache.generation == generation {
             cache.versions.insert(cache_key, found.clone());
         }
         Ok(found)
+    }
+
+    async fn alias(
+        &self,
+        key: &FunctionKey,
+        name: &str,
+    ) -> Result<Arc<AliasConfiguration>, InvokeError> {
+        let generation = self.inner.store.generation();
+        let cache_key = (key.clone(), name.to_string());
+        {
+            let mut cache = lock(&self.inner.cache);
+            cache.check(generation);
+            if let Some(a) = cache.aliases.get(&cache_key) {
+                return Ok(a.clone());
+            }
+        }
+        let alias = self
+            .inner
+            .store
+            .get_alias(key, name)
+            .await?
+            .ok_or_else(|| InvokeError::NotFound(key.qualified_arn(name)))?;
+        let alias = Arc::new(alias);
+        let mut cache = lock(&self.inner.cache);
+        if cache.generation == generation {
+            cache.aliases.insert(cache_key, alias.clone());
+        }
+        Ok(alias)
+    }
+
+    /// Take room for one invocation of `key`, or say which limit is reached.
+    async fn admit(&self, key: &FunctionKey) -> Result<Permit, InvokeError> {
+        let (reserved, total_reserved) = self.limits(key).await?;
+        let mut running = lock(&self.inner.running);
+        let reserved_slot = match reserved {
+            Some(limit) => {
+                let n = running.reserved.entry(key.clone()).or_default();
+                if *n >= limit {
+                    return Err(InvokeError::Throttled {
+                        reason: "ReservedFunctionConcurrentInvocationLimitExceeded",
+                    });
+                }
+                *n += 1;
+                true
+            }
+            None => {
+                let capacity =
+                    u64::from(self.inner.concurrency_limit).saturating_sub(total_reserved);
+                let n = running
+                    .unreserved
+                    .entry((key.account.clone(), key.region.clone()))
+                    .or_default();
+                if u64::from(*n) >= capacity {
+                    return Err(InvokeError::Throttled {
+                        reason: "ConcurrentInvocationLimitExceeded",
+                    });
+                }
+                *n += 1;
+                false
+            }
+        };
+        Ok(Permit {
+            inner: self.inner.clone(),
+            key: key.clone(),
+            reserved: reserved_slot,
+        })
+    }
+
+    /// A function's reserved concurrency and the sum of all reservations of its account and
+    /// region.
+    async fn limits(&self, key: &FunctionKey) -> Result<(Option<u32>, u64), InvokeError> {
+        let generation = self.inner.store.generation();
+        let place = (key.account.clone(), key.region.clone());
+        {
+            let mut cache = lock(&self.inner.cache);
+            cache.check(generation);
+            if let (Some(r), Some(t)) = (cache.reserved.get(key), cache.total_reserved.get(&place))
+            {
+                return Ok((*r, *t));
+            }
+        }
+        let reserved = self
+            .inner
+            .store
+            .get_function(key)
+            .await?
+            .ok_or_else(|| InvokeError::NotFound(key.arn()))?
+            .reserved_concurrency;
+        let total = self
+            .inner
+            .store
+            .total_reserved(&key.account, &key.region, None)
+            .await?;
+        let mut cache = lock(&self.inner.cache);
+        if cache.generation == generation {
+            cache.reserved.insert(key.clone(), reserved);
+            cache.total_reserved.insert(place, total);
+        }
+        Ok((reserved, total))
     }
 
     async fn runnable(
@@ -181,11 +347,16 @@ impl Invoker {
     /// Run a `RequestResponse` invocation to its end.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<SyncResponse, InvokeError> {
         let version = self.runnable(&req.key, req.qualifier.as_deref()).await?;
+        let permit = self.admit(&req.key).await?;
         let pool = self.inner.pool.clone();
         let params = params(&req);
-        let result = tokio::spawn(async move { pool.invoke(version, params).await })
-            .await
-            .map_err(|e| InvokeError::Internal(e.to_string()))?;
+        let result = tokio::spawn(async move {
+            let result = pool.invoke(version, params).await;
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|e| InvokeError::Internal(e.to_string()))?;
         Ok(match result.outcome {
             FunctionOutcome::Success { body, content_type } => SyncResponse {
                 executed_version: result.executed_version,
@@ -241,6 +412,21 @@ impl Invoker {
     pub fn drain(&self, key: &FunctionKey) {
         self.inner.pool.drain(key);
     }
+}
+
+/// The version an alias sends this invocation to.
+fn pick(alias: &AliasConfiguration) -> String {
+    if let Some(routing) = &alias.routing_config {
+        let draw: f64 = rand::random();
+        let mut acc = 0.0;
+        for (version, weight) in &routing.additional_version_weights {
+            acc += weight;
+            if draw < acc {
+                return version.clone();
+            }
+        }
+    }
+    alias.function_version.clone()
 }
 
 fn params(req: &InvokeRequest) -> InvokeParams {

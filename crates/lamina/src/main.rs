@@ -62,6 +62,9 @@ struct ServeArgs {
     /// Seconds a runtime may take to initialise.
     #[arg(long, env = "LAMINA_INIT_TIMEOUT", default_value_t = 10.0)]
     init_timeout: f64,
+    /// The account concurrency limit (invocations running at once per account and region).
+    #[arg(long, env = "LAMINA_CONCURRENCY_LIMIT", default_value_t = 1000)]
+    concurrency_limit: u32,
     /// Address the per-environment Runtime API endpoints listen on.
     #[arg(long, env = "LAMINA_RUNTIME_API_IP", default_value = "127.0.0.1")]
     runtime_api_ip: IpAddr,
@@ -140,7 +143,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             session_token: "lamina-function-session".into(),
         },
     });
-    let invoker = Invoker::new(store.clone(), pool);
+    let invoker = Invoker::new(store.clone(), pool, args.concurrency_limit);
     let settled = lamina_api::settle_all(store.clone(), &invoker).await?;
     let resumed = invoker.resume().await?;
     if settled + resumed > 0 {

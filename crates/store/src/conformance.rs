@@ -71,6 +71,167 @@ pub async fn run(store: &dyn Store) {
     listing(store).await;
     tags(store).await;
     events(store).await;
+    versions_and_aliases(store).await;
+    concurrency(store).await;
+}
+
+fn publish_as(latest: &FunctionVersion, n: u64) -> FunctionVersion {
+    let mut v = latest.clone();
+    v.config.version = n.to_string();
+    v.config.function_arn = v.key.qualified_arn(&v.config.version);
+    v.config.revision_id = format!("rev-{n}");
+    v
+}
+
+async fn versions_and_aliases(store: &dyn Store) {
+    let v = sample_version("ver");
+    store.create_function(&v, &Tags::new()).await.unwrap();
+    let (one, created) = store
+        .publish_version(&v.key, Some("r1"), Box::new(publish_as))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(one.config.version, "1");
+    // Nothing changed: the same version comes back.
+    let (again, created) = store
+        .publish_version(&v.key, None, Box::new(publish_as))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.config.version, "1");
+    assert!(matches!(
+        store
+            .publish_version(&v.key, Some("stale"), Box::new(publish_as))
+            .await,
+        Err(StoreError::RevisionMismatch { .. })
+    ));
+    let mut changed = v.clone();
+    changed.config.memory_size = 512;
+    changed.config.revision_id = "r2".into();
+    store.put_version(&changed, None).await.unwrap();
+    let (two, _) = store
+        .publish_version(&v.key, None, Box::new(publish_as))
+        .await
+        .unwrap();
+    assert_eq!(two.config.version, "2");
+    let listed: Vec<String> = store
+        .list_versions(&v.key, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.config.version)
+        .collect();
+    assert_eq!(listed, [LATEST, "1", "2"]);
+    let page: Vec<String> = store
+        .list_versions(&v.key, Some(LATEST), 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.config.version)
+        .collect();
+    assert_eq!(page, ["1"]);
+
+    let alias = lamina_types::function::AliasConfiguration {
+        alias_arn: v.key.qualified_arn("live"),
+        name: "live".into(),
+        function_version: "1".into(),
+        description: String::new(),
+        routing_config: None,
+        revision_id: "a1".into(),
+    };
+    store.create_alias(&v.key, &alias).await.unwrap();
+    assert!(matches!(
+        store.create_alias(&v.key, &alias).await,
+        Err(StoreError::AliasExists(_))
+    ));
+    assert!(matches!(
+        store.delete_version(&v.key, "1").await,
+        Err(StoreError::VersionInUse { .. })
+    ));
+    let mut moved = alias.clone();
+    moved.function_version = "2".into();
+    moved.revision_id = "a2".into();
+    assert!(matches!(
+        store.update_alias(&v.key, &moved, "wrong").await,
+        Err(StoreError::RevisionMismatch { .. })
+    ));
+    store.update_alias(&v.key, &moved, "a1").await.unwrap();
+    assert_eq!(
+        store
+            .get_alias(&v.key, "live")
+            .await
+            .unwrap()
+            .unwrap()
+            .function_version,
+        "2"
+    );
+    assert!(store.delete_version(&v.key, "1").await.unwrap());
+    assert!(!store.delete_version(&v.key, "1").await.unwrap());
+    // Numbers are never reused.
+    changed.config.memory_size = 1024;
+    store.put_version(&changed, None).await.unwrap();
+    let (three, _) = store
+        .publish_version(&v.key, None, Box::new(publish_as))
+        .await
+        .unwrap();
+    assert_eq!(three.config.version, "3");
+    assert_eq!(store.list_aliases(&v.key).await.unwrap().len(), 1);
+    assert!(store.delete_alias(&v.key, "live").await.unwrap());
+    assert!(store.get_alias(&v.key, "live").await.unwrap().is_none());
+    store.create_alias(&v.key, &alias).await.unwrap();
+    store.delete_function(&v.key).await.unwrap();
+    assert!(store.list_aliases(&v.key).await.unwrap().is_empty());
+    assert!(store
+        .list_versions(&v.key, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn concurrency(store: &dyn Store) {
+    let a = sample_version("ca");
+    let b = sample_version("cb");
+    store.create_function(&a, &Tags::new()).await.unwrap();
+    store.create_function(&b, &Tags::new()).await.unwrap();
+    store
+        .set_reserved_concurrency(&a.key, Some(5))
+        .await
+        .unwrap();
+    store
+        .set_reserved_concurrency(&b.key, Some(7))
+        .await
+        .unwrap();
+    let rec = store.get_function(&a.key).await.unwrap().unwrap();
+    assert_eq!(rec.reserved_concurrency, Some(5));
+    assert_eq!(
+        store
+            .total_reserved("000000000000", "us-east-1", None)
+            .await
+            .unwrap(),
+        12
+    );
+    assert_eq!(
+        store
+            .total_reserved("000000000000", "us-east-1", Some(&a.key))
+            .await
+            .unwrap(),
+        7
+    );
+    store.set_reserved_concurrency(&a.key, None).await.unwrap();
+    assert_eq!(
+        store
+            .total_reserved("000000000000", "us-east-1", None)
+            .await
+            .unwrap(),
+        7
+    );
+    for k in [&a.key, &b.key] {
+        store.delete_function(k).await.unwrap();
+    }
+    assert!(matches!(
+        store.set_reserved_concurrency(&a.key, Some(1)).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn functions(store: &dyn Store) {

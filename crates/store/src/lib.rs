@@ -16,7 +16,7 @@ pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use lamina_types::function::{FunctionRecord, FunctionVersion, Tags};
+use lamina_types::function::{AliasConfiguration, FunctionRecord, FunctionVersion, Tags};
 use lamina_types::names::FunctionKey;
 
 /// What can go wrong in a store.
@@ -57,6 +57,22 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// An alias with that name exists already.
+    #[error("alias already exists: {0}")]
+    AliasExists(String),
+    /// The alias does not exist.
+    #[error("Cannot find alias arn: {0}")]
+    AliasNotFound(String),
+    /// The version is still the target of aliases.
+    #[error("version {version} of {arn} is used by aliases: {aliases}")]
+    VersionInUse {
+        /// The function.
+        arn: String,
+        /// The version.
+        version: String,
+        /// Comma-separated alias names.
+        aliases: String,
+    },
     /// A blocking task was cancelled or panicked.
     #[error("store task failed: {0}")]
     Task(String),
@@ -78,6 +94,9 @@ pub struct AsyncEvent {
     /// Attempts made so far.
     pub attempts: u32,
 }
+
+/// Builds a published version from `$LATEST` and the version number it gets.
+pub type MakeVersion = Box<dyn FnOnce(&FunctionVersion, u64) -> FunctionVersion + Send + 'static>;
 
 /// Totals for GetAccountSettings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -125,7 +144,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<FunctionVersion>, StoreError>;
 
-    /// `$LATEST` of every function (any account or region) still `Pending` or `InProgress`.
+    /// Every version (any function, account or region) still `Pending` or `InProgress`.
     async fn unsettled(&self) -> Result<Vec<FunctionVersion>, StoreError>;
 
     /// Delete a function with all its versions. Returns whether it existed.
@@ -148,6 +167,73 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Forget a finished async event.
     async fn delete_event(&self, request_id: &str) -> Result<(), StoreError>;
+
+    /// Publish `$LATEST` as the next version number, unless it is unchanged since the last
+    /// published version, which is then returned. With `expected_revision`, only if `$LATEST`
+    /// has that `RevisionId`. `make` turns `$LATEST` into the version (number given); the
+    /// boolean says whether a new version was created.
+    async fn publish_version(
+        &self,
+        key: &FunctionKey,
+        expected_revision: Option<&str>,
+        make: MakeVersion,
+    ) -> Result<(FunctionVersion, bool), StoreError>;
+
+    /// Versions of a function: `$LATEST` first, then 1, 2, ...; `after` is the last version of
+    /// the previous page.
+    async fn list_versions(
+        &self,
+        key: &FunctionKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError>;
+
+    /// Delete one published version. `VersionInUse` if an alias routes to it; `Ok(false)` if
+    /// there is no such version.
+    async fn delete_version(&self, key: &FunctionKey, version: &str) -> Result<bool, StoreError>;
+
+    /// Create an alias. `AliasExists` if the name is taken, `NotFound` if the function is gone.
+    async fn create_alias(
+        &self,
+        key: &FunctionKey,
+        alias: &AliasConfiguration,
+    ) -> Result<(), StoreError>;
+
+    /// One alias.
+    async fn get_alias(
+        &self,
+        key: &FunctionKey,
+        name: &str,
+    ) -> Result<Option<AliasConfiguration>, StoreError>;
+
+    /// Replace an alias, only if its stored `RevisionId` is `expected_revision`.
+    async fn update_alias(
+        &self,
+        key: &FunctionKey,
+        alias: &AliasConfiguration,
+        expected_revision: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Delete an alias; whether it existed.
+    async fn delete_alias(&self, key: &FunctionKey, name: &str) -> Result<bool, StoreError>;
+
+    /// Every alias of a function, by name.
+    async fn list_aliases(&self, key: &FunctionKey) -> Result<Vec<AliasConfiguration>, StoreError>;
+
+    /// Set or clear a function's reserved concurrency. `NotFound` if the function is gone.
+    async fn set_reserved_concurrency(
+        &self,
+        key: &FunctionKey,
+        reserved: Option<u32>,
+    ) -> Result<(), StoreError>;
+
+    /// Sum of the reserved concurrency of an account and region's functions, except `except`.
+    async fn total_reserved(
+        &self,
+        account: &str,
+        region: &str,
+        except: Option<&FunctionKey>,
+    ) -> Result<u64, StoreError>;
 
     /// A number that changes whenever any function changes (for caches in this process).
     fn generation(&self) -> u64;

@@ -8,15 +8,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use lamina_types::function::{FunctionConfiguration, FunctionRecord, FunctionVersion, Tags};
+use lamina_types::function::{
+    AliasConfiguration, FunctionConfiguration, FunctionRecord, FunctionVersion, Tags,
+};
 use lamina_types::names::{FunctionKey, LATEST};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::blobs::Blobs;
-use crate::{AccountUsage, AsyncEvent, Store, StoreError};
+use crate::{AccountUsage, AsyncEvent, MakeVersion, Store, StoreError};
 
 /// Schema migrations; entry `i` moves the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE functions (
     account TEXT NOT NULL,
     region  TEXT NOT NULL,
@@ -46,7 +49,22 @@ CREATE TABLE async_events (
     enqueued_at INTEGER NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0
 );
-"#];
+"#,
+    r#"
+ALTER TABLE functions ADD COLUMN next_version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE functions ADD COLUMN reserved_concurrency INTEGER;
+ALTER TABLE versions ADD COLUMN source_fingerprint TEXT;
+CREATE TABLE aliases (
+    account TEXT NOT NULL,
+    region  TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    alias   TEXT NOT NULL,
+    config  TEXT NOT NULL,
+    PRIMARY KEY (account, region, name, alias),
+    FOREIGN KEY (account, region, name) REFERENCES functions ON DELETE CASCADE
+);
+"#,
+];
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
@@ -203,20 +221,23 @@ impl Store for SqliteStore {
     async fn get_function(&self, key: &FunctionKey) -> Result<Option<FunctionRecord>, StoreError> {
         let key = key.clone();
         self.with(move |conn, blobs| {
-            let tags: Option<String> = conn
+            let row: Option<(String, Option<u32>)> = conn
                 .query_row(
-                    "SELECT tags FROM functions WHERE account=?1 AND region=?2 AND name=?3",
+                    "SELECT tags, reserved_concurrency FROM functions WHERE account=?1 AND region=?2 AND name=?3",
                     params![key.account, key.region, key.name],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            let Some(tags) = tags else { return Ok(None) };
+            let Some((tags, reserved_concurrency)) = row else {
+                return Ok(None);
+            };
             let Some(latest) = read_version(conn, blobs, &key, LATEST)? else {
                 return Ok(None);
             };
             Ok(Some(FunctionRecord {
                 tags: decode_tags(&key, &tags)?,
                 latest,
+                reserved_concurrency,
             }))
         })
         .await
@@ -433,9 +454,316 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn publish_version(
+        &self,
+        key: &FunctionKey,
+        expected_revision: Option<&str>,
+        make: MakeVersion,
+    ) -> Result<(FunctionVersion, bool), StoreError> {
+        let key = key.clone();
+        let expected = expected_revision.map(str::to_string);
+        let out = self
+            .with(move |conn, blobs| {
+                let tx = conn.transaction()?;
+                let next: Option<i64> = tx
+                    .query_row(
+                        "SELECT next_version FROM functions WHERE account=?1 AND region=?2 AND name=?3",
+                        params![key.account, key.region, key.name],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let (Some(next), Some(latest)) = (next, read_version(&tx, blobs, &key, LATEST)?)
+                else {
+                    return Err(StoreError::NotFound(key.arn()));
+                };
+                if let Some(expected) = expected {
+                    if latest.config.revision_id != expected {
+                        return Err(StoreError::RevisionMismatch {
+                            arn: key.arn(),
+                            stored: latest.config.revision_id,
+                        });
+                    }
+                }
+                let fingerprint = latest.fingerprint();
+                let last: Option<(String, String, Option<String>)> = tx
+                    .query_row(
+                        "SELECT config, code_hex, source_fingerprint FROM versions \
+                         WHERE account=?1 AND region=?2 AND name=?3 AND version<>?4 \
+                         ORDER BY CAST(version AS INTEGER) DESC LIMIT 1",
+                        params![key.account, key.region, key.name, LATEST],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                if let Some((config, hex, source)) = last {
+                    if source.as_deref() == Some(fingerprint.as_str()) {
+                        return Ok((decode_version(blobs, key.clone(), &config, hex)?, false));
+                    }
+                }
+                let version = make(&latest, next as u64);
+                tx.execute(
+                    "INSERT INTO versions (account, region, name, version, config, code_hex, code_size, source_fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![key.account, key.region, key.name, version.config.version, encode(&version), version.code_sha256_hex, version.config.code_size as i64, fingerprint],
+                )?;
+                tx.execute(
+                    "UPDATE functions SET next_version=?4 WHERE account=?1 AND region=?2 AND name=?3",
+                    params![key.account, key.region, key.name, next + 1],
+                )?;
+                tx.commit()?;
+                Ok((version, true))
+            })
+            .await?;
+        self.bump();
+        Ok(out)
+    }
+
+    async fn list_versions(
+        &self,
+        key: &FunctionKey,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<FunctionVersion>, StoreError> {
+        let key = key.clone();
+        // $LATEST sorts first (-1), then versions by number.
+        let after: i64 = match after {
+            None => -2,
+            Some(LATEST) => -1,
+            Some(v) => v.parse().unwrap_or(i64::MAX),
+        };
+        self.with(move |conn, blobs| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT config, code_hex, CASE WHEN version=?4 THEN -1 ELSE CAST(version AS INTEGER) END AS k \
+                 FROM versions WHERE account=?1 AND region=?2 AND name=?3 AND k > ?5 ORDER BY k LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![key.account, key.region, key.name, LATEST, after, limit as i64],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (config, hex) = row?;
+                out.push(decode_version(blobs, key.clone(), &config, hex)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_version(&self, key: &FunctionKey, version: &str) -> Result<bool, StoreError> {
+        let key = key.clone();
+        let version = version.to_string();
+        let deleted = self
+            .with(move |conn, _| {
+                let tx = conn.transaction()?;
+                let users: Vec<String> = read_aliases(&tx, &key)?
+                    .into_iter()
+                    .filter(|a| a.versions().any(|v| v == version))
+                    .map(|a| a.name)
+                    .collect();
+                if !users.is_empty() {
+                    return Err(StoreError::VersionInUse {
+                        arn: key.arn(),
+                        version,
+                        aliases: users.join(", "),
+                    });
+                }
+                let n = tx.execute(
+                    "DELETE FROM versions WHERE account=?1 AND region=?2 AND name=?3 AND version=?4",
+                    params![key.account, key.region, key.name, version],
+                )?;
+                tx.commit()?;
+                Ok(n > 0)
+            })
+            .await?;
+        self.bump();
+        Ok(deleted)
+    }
+
+    async fn create_alias(
+        &self,
+        key: &FunctionKey,
+        alias: &AliasConfiguration,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let alias = alias.clone();
+        self.with(move |conn, _| {
+            let tx = conn.transaction()?;
+            ensure_function(&tx, &key)?;
+            let inserted = tx.execute(
+                "INSERT OR IGNORE INTO aliases (account, region, name, alias, config) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.account, key.region, key.name, alias.name, encode_alias(&alias)],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::AliasExists(alias.alias_arn));
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        self.bump();
+        Ok(())
+    }
+
+    async fn get_alias(
+        &self,
+        key: &FunctionKey,
+        name: &str,
+    ) -> Result<Option<AliasConfiguration>, StoreError> {
+        let key = key.clone();
+        let name = name.to_string();
+        self.with(move |conn, _| read_alias(conn, &key, &name))
+            .await
+    }
+
+    async fn update_alias(
+        &self,
+        key: &FunctionKey,
+        alias: &AliasConfiguration,
+        expected_revision: &str,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let alias = alias.clone();
+        let expected = expected_revision.to_string();
+        self.with(move |conn, _| {
+            let tx = conn.transaction()?;
+            let Some(stored) = read_alias(&tx, &key, &alias.name)? else {
+                return Err(StoreError::AliasNotFound(alias.alias_arn));
+            };
+            if stored.revision_id != expected {
+                return Err(StoreError::RevisionMismatch {
+                    arn: alias.alias_arn,
+                    stored: stored.revision_id,
+                });
+            }
+            tx.execute(
+                "UPDATE aliases SET config=?5 WHERE account=?1 AND region=?2 AND name=?3 AND alias=?4",
+                params![key.account, key.region, key.name, alias.name, encode_alias(&alias)],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+        self.bump();
+        Ok(())
+    }
+
+    async fn delete_alias(&self, key: &FunctionKey, name: &str) -> Result<bool, StoreError> {
+        let key = key.clone();
+        let name = name.to_string();
+        let deleted = self
+            .with(move |conn, _| {
+                let n = conn.execute(
+                    "DELETE FROM aliases WHERE account=?1 AND region=?2 AND name=?3 AND alias=?4",
+                    params![key.account, key.region, key.name, name],
+                )?;
+                Ok(n > 0)
+            })
+            .await?;
+        self.bump();
+        Ok(deleted)
+    }
+
+    async fn list_aliases(&self, key: &FunctionKey) -> Result<Vec<AliasConfiguration>, StoreError> {
+        let key = key.clone();
+        self.with(move |conn, _| read_aliases(conn, &key)).await
+    }
+
+    async fn set_reserved_concurrency(
+        &self,
+        key: &FunctionKey,
+        reserved: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |conn, _| {
+            let n = conn.execute(
+                "UPDATE functions SET reserved_concurrency=?4 WHERE account=?1 AND region=?2 AND name=?3",
+                params![key.account, key.region, key.name, reserved],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(key.arn()));
+            }
+            Ok(())
+        })
+        .await?;
+        self.bump();
+        Ok(())
+    }
+
+    async fn total_reserved(
+        &self,
+        account: &str,
+        region: &str,
+        except: Option<&FunctionKey>,
+    ) -> Result<u64, StoreError> {
+        let (account, region) = (account.to_string(), region.to_string());
+        let except = except.map(|k| k.name.clone()).unwrap_or_default();
+        self.with(move |conn, _| {
+            let total: i64 = conn.query_row(
+                "SELECT COALESCE(SUM(reserved_concurrency), 0) FROM functions WHERE account=?1 AND region=?2 AND name<>?3",
+                params![account, region, except],
+                |r| r.get(0),
+            )?;
+            Ok(total as u64)
+        })
+        .await
+    }
+
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+}
+
+fn ensure_function(conn: &Connection, key: &FunctionKey) -> Result<(), StoreError> {
+    let exists = conn
+        .query_row(
+            "SELECT 1 FROM functions WHERE account=?1 AND region=?2 AND name=?3",
+            params![key.account, key.region, key.name],
+            |_| Ok(()),
+        )
+        .optional()?;
+    exists.ok_or_else(|| StoreError::NotFound(key.arn()))
+}
+
+fn encode_alias(a: &AliasConfiguration) -> String {
+    serde_json::to_string(a).unwrap_or_default()
+}
+
+fn decode_alias(key: &FunctionKey, text: &str) -> Result<AliasConfiguration, StoreError> {
+    serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+        key: key.arn(),
+        source,
+    })
+}
+
+fn read_alias(
+    conn: &Connection,
+    key: &FunctionKey,
+    name: &str,
+) -> Result<Option<AliasConfiguration>, StoreError> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT config FROM aliases WHERE account=?1 AND region=?2 AND name=?3 AND alias=?4",
+            params![key.account, key.region, key.name, name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    text.map(|t| decode_alias(key, &t)).transpose()
+}
+
+fn read_aliases(
+    conn: &Connection,
+    key: &FunctionKey,
+) -> Result<Vec<AliasConfiguration>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT config FROM aliases WHERE account=?1 AND region=?2 AND name=?3 ORDER BY alias",
+    )?;
+    let rows = stmt.query_map(params![key.account, key.region, key.name], |r| {
+        r.get::<_, String>(0)
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(decode_alias(key, &row?)?);
+    }
+    Ok(out)
 }
 
 fn update_tags(

@@ -277,6 +277,96 @@ impl FunctionVersion {
     }
 }
 
+impl FunctionVersion {
+    /// What identifies the code and configuration of this version, ignoring what changes on
+    /// every write (`RevisionId`, `LastModified`, states) and what names it (`Version`, ARN).
+    /// PublishVersion compares it to decide whether anything changed since the last version.
+    pub fn fingerprint(&self) -> String {
+        let mut c = self.config.clone();
+        c.function_arn.clear();
+        c.version.clear();
+        c.revision_id.clear();
+        c.last_modified.clear();
+        c.state = None;
+        c.state_reason = None;
+        c.state_reason_code = None;
+        c.last_update_status = None;
+        c.last_update_status_reason = None;
+        c.last_update_status_reason_code = None;
+        format!(
+            "{}\n{}",
+            self.code_sha256_hex,
+            serde_json::to_string(&c).unwrap_or_default()
+        )
+    }
+}
+
+/// `AliasRoutingConfiguration`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasRoutingConfiguration {
+    /// Version → share of invocations it gets (the alias's main version gets the rest).
+    #[serde(default)]
+    pub additional_version_weights: BTreeMap<String, f64>,
+}
+
+/// `AliasConfiguration` as the API returns it and the store keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct AliasConfiguration {
+    pub alias_arn: String,
+    pub name: String,
+    pub function_version: String,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_config: Option<AliasRoutingConfiguration>,
+    pub revision_id: String,
+}
+
+impl AliasConfiguration {
+    /// The versions this alias routes to: the main one and any additional one.
+    pub fn versions(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.function_version.as_str()).chain(
+            self.routing_config
+                .iter()
+                .flat_map(|r| r.additional_version_weights.keys().map(String::as_str)),
+        )
+    }
+}
+
+/// The body of CreateAlias.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct CreateAliasRequest {
+    pub name: Option<String>,
+    pub function_version: Option<String>,
+    pub description: Option<String>,
+    pub routing_config: Option<AliasRoutingConfiguration>,
+}
+
+/// The body of UpdateAlias.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct UpdateAliasRequest {
+    pub function_version: Option<String>,
+    pub description: Option<String>,
+    pub routing_config: Option<AliasRoutingConfiguration>,
+    pub revision_id: Option<String>,
+}
+
+/// The body of PublishVersion.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct PublishVersionRequest {
+    pub code_sha256: Option<String>,
+    pub description: Option<String>,
+    pub revision_id: Option<String>,
+}
+
 /// `/aws/lambda/{name}`.
 pub fn default_log_group(name: &str) -> String {
     format!("/aws/lambda/{name}")
@@ -292,4 +382,6 @@ pub struct FunctionRecord {
     pub latest: FunctionVersion,
     /// Function-wide tags.
     pub tags: Tags,
+    /// Reserved concurrency, when set.
+    pub reserved_concurrency: Option<u32>,
 }
