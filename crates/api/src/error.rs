@@ -188,12 +188,9 @@ impl From<StoreError> for ApiError {
                 ApiError::ResourceConflict(format!("Alias already exists: {arn}"))
             }
             e @ StoreError::AliasNotFound(_) => ApiError::ResourceNotFound(e.to_string()),
-            StoreError::VersionInUse {
-                arn,
-                version,
-                aliases,
-            } => ApiError::ResourceConflict(format!(
-                "Unable to delete version {version} of {arn} because the following aliases reference it: [{aliases}]"
+            // AWS's wording names only the aliases.
+            StoreError::VersionInUse { aliases, .. } => ApiError::ResourceConflict(format!(
+                "Unable to delete version because the following aliases reference it: [{aliases}]"
             )),
             other => ApiError::Service(other.to_string()),
         }

@@ -239,7 +239,9 @@ pub(crate) async fn create(state: &ApiState, ctx: &Ctx, body: &[u8]) -> Result<R
         version.config.revision_id.clone(),
     );
     if req.publish == Some(true) {
-        let published = crate::versions::publish_latest(state, &key, None, None).await?;
+        // AWS answers with version 1's configuration under the unqualified ARN.
+        let mut published = crate::versions::publish_latest(state, &key, None, None).await?;
+        published.config.function_arn = key.arn();
         return Ok(json(StatusCode::CREATED, &published.config));
     }
     Ok(json(StatusCode::CREATED, &version.config))
@@ -573,8 +575,12 @@ pub(crate) async fn delete(
             ))
         }
         Some(q) if is_version_number(q) => {
-            if !state.store.delete_version(&key, q).await? {
-                return Err(not_found(&key, Some(q)));
+            // Deleting a version that is already gone succeeds, as on AWS; the function
+            // itself must exist.
+            if !state.store.delete_version(&key, q).await?
+                && state.store.get_function(&key).await?.is_none()
+            {
+                return Err(not_found(&key, None));
             }
             return Ok(empty(StatusCode::NO_CONTENT));
         }

@@ -233,6 +233,50 @@ impl Operation {
                 name: name(f),
                 qualifier: q.get("Qualifier"),
             },
+            (&Method::POST, ["2015-03-31", "functions", f, "versions"]) => {
+                Operation::PublishVersion { name: name(f) }
+            }
+            (&Method::GET, ["2015-03-31", "functions", f, "versions"]) => {
+                Operation::ListVersionsByFunction {
+                    name: name(f),
+                    marker: q.get("Marker"),
+                    max_items: q.get("MaxItems"),
+                }
+            }
+            (&Method::POST, ["2015-03-31", "functions", f, "aliases"]) => {
+                Operation::CreateAlias { name: name(f) }
+            }
+            (&Method::GET, ["2015-03-31", "functions", f, "aliases"]) => Operation::ListAliases {
+                name: name(f),
+                function_version: q.get("FunctionVersion"),
+                marker: q.get("Marker"),
+                max_items: q.get("MaxItems"),
+            },
+            (&Method::GET, ["2015-03-31", "functions", f, "aliases", a]) => Operation::GetAlias {
+                name: name(f),
+                alias: name(a),
+            },
+            (&Method::PUT, ["2015-03-31", "functions", f, "aliases", a]) => {
+                Operation::UpdateAlias {
+                    name: name(f),
+                    alias: name(a),
+                }
+            }
+            (&Method::DELETE, ["2015-03-31", "functions", f, "aliases", a]) => {
+                Operation::DeleteAlias {
+                    name: name(f),
+                    alias: name(a),
+                }
+            }
+            (&Method::PUT, ["2017-10-31", "functions", f, "concurrency"]) => {
+                Operation::PutFunctionConcurrency { name: name(f) }
+            }
+            (&Method::GET, ["2019-09-30", "functions", f, "concurrency"]) => {
+                Operation::GetFunctionConcurrency { name: name(f) }
+            }
+            (&Method::DELETE, ["2017-10-31", "functions", f, "concurrency"]) => {
+                Operation::DeleteFunctionConcurrency { name: name(f) }
+            }
             (
                 &Method::GET,
                 ["2016-08-19", "account-settings"] | ["2016-08-19", "account-settings", ""],
@@ -333,6 +377,34 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(op, Operation::UntagResource { keys, .. } if keys == ["a", "b c"]));
+    }
+
+    #[test]
+    fn versions_aliases_and_concurrency_route_on_their_date_prefix() {
+        let route = |m: Method, p: &str| Operation::parse(&m, p, None).unwrap().name();
+        assert_eq!(
+            route(Method::POST, "/2015-03-31/functions/f/versions"),
+            "PublishVersion"
+        );
+        assert_eq!(
+            route(Method::GET, "/2015-03-31/functions/f/versions"),
+            "ListVersionsByFunction"
+        );
+        assert_eq!(
+            route(Method::PUT, "/2015-03-31/functions/f/aliases/live"),
+            "UpdateAlias"
+        );
+        assert_eq!(
+            route(Method::PUT, "/2017-10-31/functions/f/concurrency"),
+            "PutFunctionConcurrency"
+        );
+        assert_eq!(
+            route(Method::GET, "/2019-09-30/functions/f/concurrency"),
+            "GetFunctionConcurrency"
+        );
+        assert!(
+            Operation::parse(&Method::GET, "/2017-10-31/functions/f/concurrency", None).is_err()
+        );
     }
 
     #[test]

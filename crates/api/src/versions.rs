@@ -45,7 +45,8 @@ pub(crate) async fn publish(
     }
     if let Some(sha) = &req.code_sha256 {
         if sha != &latest.config.code_sha256 {
-            return Err(ApiError::PreconditionFailed(format!(
+            // AWS answers a CodeSha256 guard failure with 400, not 412.
+            return Err(ApiError::InvalidParameterValue(format!(
                 "CodeSHA256 ({sha}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.",
                 latest.config.code_sha256
             )));

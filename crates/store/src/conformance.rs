@@ -99,6 +99,17 @@ async fn versions_and_aliases(store: &dyn Store) {
         .unwrap();
     assert!(!created);
     assert_eq!(again.config.version, "1");
+    // Settling a version (rewriting it) keeps what publishing compares against.
+    store.put_version(&one, None).await.unwrap();
+    let (still, created) = store
+        .publish_version(&v.key, None, Box::new(publish_as))
+        .await
+        .unwrap();
+    assert!(
+        !created,
+        "an unchanged $LATEST after a rewrite of version 1"
+    );
+    assert_eq!(still.config.version, "1");
     assert!(matches!(
         store
             .publish_version(&v.key, Some("stale"), Box::new(publish_as))

@@ -287,7 +287,10 @@ impl Store for SqliteStore {
                 }
             }
             tx.execute(
-                "INSERT OR REPLACE INTO versions (account, region, name, version, config, code_hex, code_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                // An upsert, not INSERT OR REPLACE: a replace would drop the columns it does not
+                // name (a published version's source fingerprint).
+                "INSERT INTO versions (account, region, name, version, config, code_hex, code_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (account, region, name, version) DO UPDATE SET config=excluded.config, code_hex=excluded.code_hex, code_size=excluded.code_size",
                 params![k.account, k.region, k.name, v.config.version, encode(&v), v.code_sha256_hex, v.config.code_size as i64],
             )?;
             tx.commit()?;
