@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 404 `ResourceNotFoundException`.
     #[error("{0}")]
     ResourceNotFound(String),
+    /// 404 `ProvisionedConcurrencyConfigNotFoundException`.
+    #[error("{0}")]
+    ProvisionedConcurrencyConfigNotFound(String),
     /// 404 `UnknownOperationException`: no operation has this method and path.
     #[error("{0}")]
     UnknownOperation(String),
@@ -65,6 +68,9 @@ impl ApiError {
             ApiError::InvalidRequestContent(_) => "InvalidRequestContentException",
             ApiError::AccessDenied(_) => "AccessDeniedException",
             ApiError::ResourceNotFound(_) => "ResourceNotFoundException",
+            ApiError::ProvisionedConcurrencyConfigNotFound(_) => {
+                "ProvisionedConcurrencyConfigNotFoundException"
+            }
             ApiError::UnknownOperation(_) => "UnknownOperationException",
             ApiError::ResourceConflict(_) => "ResourceConflictException",
             ApiError::PreconditionFailed(_) => "PreconditionFailedException",
@@ -81,7 +87,9 @@ impl ApiError {
             | ApiError::InvalidParameterValue(_)
             | ApiError::InvalidRequestContent(_) => StatusCode::BAD_REQUEST,
             ApiError::AccessDenied(_) => StatusCode::FORBIDDEN,
-            ApiError::ResourceNotFound(_) | ApiError::UnknownOperation(_) => StatusCode::NOT_FOUND,
+            ApiError::ResourceNotFound(_)
+            | ApiError::ProvisionedConcurrencyConfigNotFound(_)
+            | ApiError::UnknownOperation(_) => StatusCode::NOT_FOUND,
             ApiError::ResourceConflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::RequestTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -103,6 +111,7 @@ impl ApiError {
             | ApiError::ResourceConflict(_)
             | ApiError::PreconditionFailed(_)
             | ApiError::RequestTooLarge(_)
+            | ApiError::ProvisionedConcurrencyConfigNotFound(_)
             | ApiError::TooManyRequests { .. } => false,
         }
     }

@@ -16,6 +16,7 @@ pub mod error;
 mod functions;
 mod invoke;
 pub mod operation;
+pub mod provisioned;
 mod tags;
 mod versions;
 
@@ -153,6 +154,20 @@ async fn dispatch(
             invoke::invoke(state, ctx, &name, qualifier.as_deref(), body).await
         }
         Operation::GetAccountSettings => functions::account_settings(state, ctx).await,
+        Operation::PutProvisionedConcurrencyConfig { name, qualifier } => {
+            provisioned::put(state, ctx, &name, qualifier.as_deref(), &body).await
+        }
+        Operation::GetProvisionedConcurrencyConfig { name, qualifier } => {
+            provisioned::get(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::DeleteProvisionedConcurrencyConfig { name, qualifier } => {
+            provisioned::delete(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::ListProvisionedConcurrencyConfigs {
+            name,
+            marker,
+            max_items,
+        } => provisioned::list(state, ctx, &name, marker, max_items).await,
         Operation::PublishVersion { name } => versions::publish(state, ctx, &name, &body).await,
         Operation::ListVersionsByFunction {
             name,

@@ -58,6 +58,36 @@ pub enum Operation {
     },
     /// GET /2016-08-19/account-settings
     GetAccountSettings,
+    /// PUT /2019-09-30/functions/{FunctionName}/provisioned-concurrency
+    PutProvisionedConcurrencyConfig {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// GET /2019-09-30/functions/{FunctionName}/provisioned-concurrency
+    GetProvisionedConcurrencyConfig {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// DELETE /2019-09-30/functions/{FunctionName}/provisioned-concurrency
+    DeleteProvisionedConcurrencyConfig {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// GET /2019-09-30/functions/{FunctionName}/provisioned-concurrency?List=ALL
+    ListProvisionedConcurrencyConfigs {
+        /// Path name (decoded).
+        name: String,
+        /// `Marker`.
+        marker: Option<String>,
+        /// `MaxItems`.
+        max_items: Option<String>,
+    },
     /// POST /2015-03-31/functions/{FunctionName}/versions
     PublishVersion {
         /// Path name (decoded).
@@ -170,6 +200,14 @@ impl Operation {
             Operation::DeleteFunction { .. } => "DeleteFunction",
             Operation::Invoke { .. } => "Invoke",
             Operation::GetAccountSettings => "GetAccountSettings",
+            Operation::PutProvisionedConcurrencyConfig { .. } => "PutProvisionedConcurrencyConfig",
+            Operation::GetProvisionedConcurrencyConfig { .. } => "GetProvisionedConcurrencyConfig",
+            Operation::DeleteProvisionedConcurrencyConfig { .. } => {
+                "DeleteProvisionedConcurrencyConfig"
+            }
+            Operation::ListProvisionedConcurrencyConfigs { .. } => {
+                "ListProvisionedConcurrencyConfigs"
+            }
             Operation::PublishVersion { .. } => "PublishVersion",
             Operation::ListVersionsByFunction { .. } => "ListVersionsByFunction",
             Operation::CreateAlias { .. } => "CreateAlias",
@@ -266,6 +304,33 @@ impl Operation {
                 Operation::DeleteAlias {
                     name: name(f),
                     alias: name(a),
+                }
+            }
+            (&Method::PUT, ["2019-09-30", "functions", f, "provisioned-concurrency"]) => {
+                Operation::PutProvisionedConcurrencyConfig {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::GET, ["2019-09-30", "functions", f, "provisioned-concurrency"])
+                if q.get("List").as_deref() == Some("ALL") =>
+            {
+                Operation::ListProvisionedConcurrencyConfigs {
+                    name: name(f),
+                    marker: q.get("Marker"),
+                    max_items: q.get("MaxItems"),
+                }
+            }
+            (&Method::GET, ["2019-09-30", "functions", f, "provisioned-concurrency"]) => {
+                Operation::GetProvisionedConcurrencyConfig {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::DELETE, ["2019-09-30", "functions", f, "provisioned-concurrency"]) => {
+                Operation::DeleteProvisionedConcurrencyConfig {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
                 }
             }
             (&Method::PUT, ["2017-10-31", "functions", f, "concurrency"]) => {

@@ -408,6 +408,42 @@ impl Invoker {
         self.inner.pool.cannot_run(version)
     }
 
+    /// Start (and keep) `count` environments for a version or alias's version; returns once
+    /// they are ready, or why they could not start.
+    pub async fn provision(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+        count: usize,
+    ) -> Result<(), String> {
+        let version = self
+            .provisioned_version(key, qualifier)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.inner.pool.provision(version, count).await
+    }
+
+    /// Stop keeping a version or alias's provisioned environments.
+    pub async fn unprovision(&self, key: &FunctionKey, qualifier: &str) {
+        if let Ok(version) = self.provisioned_version(key, qualifier).await {
+            self.inner.pool.unprovision(key, version.version());
+        }
+    }
+
+    /// The version provisioned concurrency applies to: the version, or an alias's main version.
+    async fn provisioned_version(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<Arc<FunctionVersion>, InvokeError> {
+        let version = if is_version_number(qualifier) {
+            qualifier.to_string()
+        } else {
+            self.alias(key, qualifier).await?.function_version.clone()
+        };
+        self.resolve(key, Some(&version)).await
+    }
+
     /// Stop the idle environments of a deleted function.
     pub fn drain(&self, key: &FunctionKey) {
         self.inner.pool.drain(key);

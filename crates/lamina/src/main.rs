@@ -146,8 +146,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let invoker = Invoker::new(store.clone(), pool, args.concurrency_limit);
     let settled = lamina_api::settle_all(store.clone(), &invoker).await?;
     let resumed = invoker.resume().await?;
-    if settled + resumed > 0 {
-        tracing::info!(settled, resumed, "recovered state from the last run");
+    let provisioned = lamina_api::provisioned::restore_provisioned(store.clone(), &invoker).await?;
+    if settled + resumed + provisioned > 0 {
+        tracing::info!(
+            settled,
+            resumed,
+            provisioned,
+            "recovered state from the last run"
+        );
     }
     let state = Arc::new(ApiState {
         store,

@@ -15,7 +15,7 @@ use lamina_types::runtime::{family, RuntimeFamily};
 
 use crate::logs::{stream_path, LogStream};
 use crate::runtimes::{command, CommandError};
-use crate::{FunctionOutcome, InvokeParams, InvokeResult, PoolConfig};
+use crate::{FunctionOutcome, InvokeParams, InvokeResult, PoolConfig, ProvisionedSlot};
 
 /// A started environment, idle or in use.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub(crate) struct Environment {
     /// Set until the first invocation reports it.
     init_duration: Option<Duration>,
     pub(crate) last_used: Instant,
+    /// Set for an environment started ahead of time for provisioned concurrency.
+    pub(crate) provisioned: Option<ProvisionedSlot>,
     healthy: bool,
     peak_memory_mb: u64,
     memory_sampled: Option<Instant>,
@@ -49,6 +51,7 @@ impl Environment {
         cfg: &PoolConfig,
         version: Arc<FunctionVersion>,
         request_id: &str,
+        provisioned: Option<ProvisionedSlot>,
     ) -> Result<Environment, StartFailure> {
         let started = Instant::now();
         let id = environment_id();
@@ -80,7 +83,13 @@ impl Environment {
         let spec = SandboxSpec {
             program: cmd.program,
             args: cmd.args,
-            env: environment_variables(cfg, &version, &api.addr().to_string(), &stream),
+            env: environment_variables(
+                cfg,
+                &version,
+                &api.addr().to_string(),
+                &stream,
+                provisioned.is_some(),
+            ),
             cwd: task_root.clone(),
         };
         let (mut process, pipe) = Process::spawn(&spec).map_err(|e| {
@@ -126,8 +135,10 @@ impl Environment {
                 process,
                 api,
                 logs,
-                init_duration: Some(started.elapsed()),
+                // A provisioned environment's init is not part of any invocation.
+                init_duration: provisioned.is_none().then(|| started.elapsed()),
                 last_used: Instant::now(),
+                provisioned,
                 healthy: true,
                 peak_memory_mb: 0,
                 memory_sampled: None,
@@ -336,6 +347,7 @@ fn environment_variables(
     v: &FunctionVersion,
     runtime_api: &str,
     stream: &str,
+    provisioned: bool,
 ) -> Vec<(String, String)> {
     let c = &v.config;
     let runtime = c.runtime.as_deref().unwrap_or_default();
@@ -371,7 +383,15 @@ fn environment_variables(
         ("AWS_LAMBDA_FUNCTION_NAME", v.key.name.clone()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", c.memory_size.to_string()),
         ("AWS_LAMBDA_FUNCTION_VERSION", c.version.clone()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        (
+            "AWS_LAMBDA_INITIALIZATION_TYPE",
+            if provisioned {
+                "provisioned-concurrency"
+            } else {
+                "on-demand"
+            }
+            .into(),
+        ),
         ("AWS_LAMBDA_LOG_GROUP_NAME", v.log_group()),
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream.to_string()),
         ("AWS_LAMBDA_RUNTIME_API", runtime_api.to_string()),

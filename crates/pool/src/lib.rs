@@ -18,6 +18,7 @@ pub mod runtimes;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -109,6 +110,44 @@ pub struct InvokeResult {
 
 type EnvKey = (FunctionKey, String, String);
 
+/// The provisioned concurrency of one function version.
+#[derive(Debug)]
+struct Provision {
+    version: Arc<FunctionVersion>,
+    target: usize,
+    state: Arc<ProvisionState>,
+}
+
+#[derive(Debug, Default)]
+struct ProvisionState {
+    /// Provisioned environments alive now.
+    live: AtomicUsize,
+    /// Cleared when the configuration is removed: its environments become ordinary ones.
+    active: AtomicBool,
+}
+
+/// Marks an environment as one of a version's provisioned environments while it lives.
+#[derive(Debug)]
+pub(crate) struct ProvisionedSlot(Arc<ProvisionState>);
+
+impl ProvisionedSlot {
+    fn new(state: &Arc<ProvisionState>) -> ProvisionedSlot {
+        state.live.fetch_add(1, Ordering::AcqRel);
+        ProvisionedSlot(state.clone())
+    }
+
+    /// Whether the configuration still wants this environment kept.
+    pub(crate) fn active(&self) -> bool {
+        self.0.active.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ProvisionedSlot {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     cfg: PoolConfig,
@@ -116,6 +155,8 @@ struct Inner {
     idle: Mutex<HashMap<EnvKey, Vec<Environment>>>,
     /// The newest revision seen per (function, version).
     current: Mutex<HashMap<(FunctionKey, String), String>>,
+    /// Provisioned concurrency per (function, version).
+    provisioned: Mutex<HashMap<(FunctionKey, String), Provision>>,
 }
 
 /// The execution environments of every function.
@@ -131,6 +172,7 @@ impl Pool {
             cfg,
             idle: Mutex::new(HashMap::new()),
             current: Mutex::new(HashMap::new()),
+            provisioned: Mutex::new(HashMap::new()),
         });
         tokio::spawn(reap(Arc::downgrade(&inner)));
         Pool { inner }
@@ -168,20 +210,22 @@ impl Pool {
         };
         let mut env = match warm {
             Some(env) => env,
-            None => match Environment::start(&self.inner.cfg, version, &params.request_id).await {
-                Ok(env) => env,
-                Err(failure) => {
-                    return InvokeResult {
-                        executed_version: key.1,
-                        outcome: FunctionOutcome::Error {
-                            error_type: failure.error_type,
-                            body: failure.body,
-                        },
-                        log_tail: failure.log_tail,
-                        duration: Duration::ZERO,
+            None => {
+                match Environment::start(&self.inner.cfg, version, &params.request_id, None).await {
+                    Ok(env) => env,
+                    Err(failure) => {
+                        return InvokeResult {
+                            executed_version: key.1,
+                            outcome: FunctionOutcome::Error {
+                                error_type: failure.error_type,
+                                body: failure.body,
+                            },
+                            log_tail: failure.log_tail,
+                            duration: Duration::ZERO,
+                        }
                     }
                 }
-            },
+            }
         };
         let result = env.invoke(params).await;
         if env.is_usable() && self.is_current(&key) {
@@ -190,10 +234,93 @@ impl Pool {
         result
     }
 
+    /// Keep `count` environments of `version` started ahead of time and never reaped while
+    /// idle (provisioned concurrency). Returns once they are all initialised, or with the
+    /// reason the first one failed.
+    pub async fn provision(
+        &self,
+        version: Arc<FunctionVersion>,
+        count: usize,
+    ) -> Result<(), String> {
+        let id = (version.key.clone(), version.version().to_string());
+        let state = {
+            let mut provisioned = lock(&self.inner.provisioned);
+            let entry = provisioned.entry(id).or_insert_with(|| Provision {
+                version: version.clone(),
+                target: 0,
+                state: Arc::new(ProvisionState::default()),
+            });
+            entry.target = count;
+            entry.version = version.clone();
+            entry.state.active.store(true, Ordering::Release);
+            entry.state.clone()
+        };
+        self.fill(&version, &state, count).await
+    }
+
+    /// Start provisioned environments until `count` are alive.
+    async fn fill(
+        &self,
+        version: &Arc<FunctionVersion>,
+        state: &Arc<ProvisionState>,
+        count: usize,
+    ) -> Result<(), String> {
+        let missing = count.saturating_sub(state.live.load(Ordering::Acquire));
+        let key: EnvKey = (
+            version.key.clone(),
+            version.version().to_string(),
+            version.config.revision_id.clone(),
+        );
+        self.note_revision(&key);
+        let starts = (0..missing).map(|_| {
+            let cfg = self.inner.cfg.clone();
+            let version = version.clone();
+            let slot = ProvisionedSlot::new(state);
+            tokio::spawn(async move {
+                Environment::start(&cfg, version, "provisioned-concurrency", Some(slot)).await
+            })
+        });
+        let mut first_error = None;
+        for started in starts.collect::<Vec<_>>() {
+            match started.await {
+                Ok(Ok(env)) => lock(&self.inner.idle)
+                    .entry(key.clone())
+                    .or_default()
+                    .push(env),
+                Ok(Err(failure)) => {
+                    first_error
+                        .get_or_insert_with(|| String::from_utf8_lossy(&failure.body).into_owned());
+                }
+                Err(e) => {
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Stop keeping environments of this version provisioned; they become ordinary idle ones.
+    pub fn unprovision(&self, function: &FunctionKey, version: &str) {
+        if let Some(p) =
+            lock(&self.inner.provisioned).remove(&(function.clone(), version.to_string()))
+        {
+            p.state.active.store(false, Ordering::Release);
+        }
+    }
+
     /// Stop every idle environment of `function` (after it is deleted). Busy ones are stopped
     /// when their invocation ends.
     pub fn drain(&self, function: &FunctionKey) {
         lock(&self.inner.current).retain(|(f, _), _| f != function);
+        lock(&self.inner.provisioned).retain(|(f, _), p| {
+            if f == function {
+                p.state.active.store(false, Ordering::Release);
+            }
+            f != function
+        });
         let removed: Vec<Environment> = {
             let mut idle = lock(&self.inner.idle);
             let keys: Vec<EnvKey> = idle.keys().filter(|k| &k.0 == function).cloned().collect();
@@ -304,7 +431,12 @@ async fn reap(pool: Weak<Inner>) {
             for list in idle.values_mut() {
                 let mut keep = Vec::with_capacity(list.len());
                 for mut env in list.drain(..) {
-                    if now.duration_since(env.last_used) < idle_timeout && env.is_usable() {
+                    let kept = env
+                        .provisioned
+                        .as_ref()
+                        .is_some_and(ProvisionedSlot::active)
+                        || now.duration_since(env.last_used) < idle_timeout;
+                    if kept && env.is_usable() {
                         keep.push(env);
                     } else {
                         out.push(env);
@@ -319,5 +451,18 @@ async fn reap(pool: Weak<Inner>) {
             tracing::debug!(count = expired.len(), "stopping idle environments");
         }
         drop(expired);
+        // Replace provisioned environments that died (crash, timeout).
+        let short: Vec<(Arc<FunctionVersion>, Arc<ProvisionState>, usize)> =
+            lock(&inner.provisioned)
+                .values()
+                .filter(|p| p.state.live.load(Ordering::Acquire) < p.target)
+                .map(|p| (p.version.clone(), p.state.clone(), p.target))
+                .collect();
+        let pool = Pool { inner };
+        for (version, state, target) in short {
+            if let Err(e) = pool.fill(&version, &state, target).await {
+                tracing::warn!(function = %version.key, version = version.version(), error = %e, "cannot restore provisioned concurrency");
+            }
+        }
     }
 }

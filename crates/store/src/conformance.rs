@@ -73,6 +73,49 @@ pub async fn run(store: &dyn Store) {
     events(store).await;
     versions_and_aliases(store).await;
     concurrency(store).await;
+    provisioned(store).await;
+}
+
+async fn provisioned(store: &dyn Store) {
+    use lamina_types::function::ProvisionedConcurrencyConfig;
+    let v = sample_version("prov");
+    let config = |q: &str, n: u32| ProvisionedConcurrencyConfig {
+        qualifier: q.into(),
+        requested_provisioned_concurrent_executions: n,
+        available_provisioned_concurrent_executions: 0,
+        allocated_provisioned_concurrent_executions: 0,
+        status: "IN_PROGRESS".into(),
+        status_reason: None,
+        last_modified: "t".into(),
+    };
+    assert!(matches!(
+        store.put_provisioned(&v.key, &config("1", 1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.create_function(&v, &Tags::new()).await.unwrap();
+    store
+        .put_provisioned(&v.key, &config("1", 1))
+        .await
+        .unwrap();
+    store
+        .put_provisioned(&v.key, &config("live", 2))
+        .await
+        .unwrap();
+    store
+        .put_provisioned(&v.key, &config("1", 3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_provisioned(&v.key, "1").await.unwrap(),
+        Some(config("1", 3))
+    );
+    let all = store.list_provisioned(None).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(store.list_provisioned(Some(&v.key)).await.unwrap().len(), 2);
+    assert!(store.delete_provisioned(&v.key, "1").await.unwrap());
+    assert!(!store.delete_provisioned(&v.key, "1").await.unwrap());
+    store.delete_function(&v.key).await.unwrap();
+    assert!(store.list_provisioned(None).await.unwrap().is_empty());
 }
 
 fn publish_as(latest: &FunctionVersion, n: u64) -> FunctionVersion {

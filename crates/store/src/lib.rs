@@ -16,7 +16,9 @@ pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use lamina_types::function::{AliasConfiguration, FunctionRecord, FunctionVersion, Tags};
+use lamina_types::function::{
+    AliasConfiguration, FunctionRecord, FunctionVersion, ProvisionedConcurrencyConfig, Tags,
+};
 use lamina_types::names::FunctionKey;
 
 /// What can go wrong in a store.
@@ -234,6 +236,34 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         region: &str,
         except: Option<&FunctionKey>,
     ) -> Result<u64, StoreError>;
+
+    /// Create or replace the provisioned concurrency configuration of a qualifier. `NotFound` if
+    /// the function is gone.
+    async fn put_provisioned(
+        &self,
+        key: &FunctionKey,
+        config: &ProvisionedConcurrencyConfig,
+    ) -> Result<(), StoreError>;
+
+    /// The provisioned concurrency configuration of a qualifier.
+    async fn get_provisioned(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<Option<ProvisionedConcurrencyConfig>, StoreError>;
+
+    /// Delete a provisioned concurrency configuration; whether it existed.
+    async fn delete_provisioned(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// The provisioned concurrency configurations of a function (`None`: of every function).
+    async fn list_provisioned(
+        &self,
+        key: Option<&FunctionKey>,
+    ) -> Result<Vec<(FunctionKey, ProvisionedConcurrencyConfig)>, StoreError>;
 
     /// A number that changes whenever any function changes (for caches in this process).
     fn generation(&self) -> u64;

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lamina_types::function::{
-    AliasConfiguration, FunctionConfiguration, FunctionRecord, FunctionVersion, Tags,
+    AliasConfiguration, FunctionConfiguration, FunctionRecord, FunctionVersion,
+    ProvisionedConcurrencyConfig, Tags,
 };
 use lamina_types::names::{FunctionKey, LATEST};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -61,6 +62,17 @@ CREATE TABLE aliases (
     alias   TEXT NOT NULL,
     config  TEXT NOT NULL,
     PRIMARY KEY (account, region, name, alias),
+    FOREIGN KEY (account, region, name) REFERENCES functions ON DELETE CASCADE
+);
+"#,
+    r#"
+CREATE TABLE provisioned (
+    account   TEXT NOT NULL,
+    region    TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    config    TEXT NOT NULL,
+    PRIMARY KEY (account, region, name, qualifier),
     FOREIGN KEY (account, region, name) REFERENCES functions ON DELETE CASCADE
 );
 "#,
@@ -710,9 +722,129 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn put_provisioned(
+        &self,
+        key: &FunctionKey,
+        config: &ProvisionedConcurrencyConfig,
+    ) -> Result<(), StoreError> {
+        let key = key.clone();
+        let config = config.clone();
+        self.with(move |conn, _| {
+            let tx = conn.transaction()?;
+            ensure_function(&tx, &key)?;
+            tx.execute(
+                "INSERT INTO provisioned (account, region, name, qualifier, config) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (account, region, name, qualifier) DO UPDATE SET config=excluded.config",
+                params![
+                    key.account,
+                    key.region,
+                    key.name,
+                    config.qualifier,
+                    serde_json::to_string(&config).unwrap_or_default()
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_provisioned(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<Option<ProvisionedConcurrencyConfig>, StoreError> {
+        let key = key.clone();
+        let qualifier = qualifier.to_string();
+        self.with(move |conn, _| {
+            let text: Option<String> = conn
+                .query_row(
+                    "SELECT config FROM provisioned WHERE account=?1 AND region=?2 AND name=?3 AND qualifier=?4",
+                    params![key.account, key.region, key.name, qualifier],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            text.map(|t| decode_provisioned(&key, &qualifier, &t))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn delete_provisioned(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<bool, StoreError> {
+        let key = key.clone();
+        let qualifier = qualifier.to_string();
+        self.with(move |conn, _| {
+            let n = conn.execute(
+                "DELETE FROM provisioned WHERE account=?1 AND region=?2 AND name=?3 AND qualifier=?4",
+                params![key.account, key.region, key.name, qualifier],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn list_provisioned(
+        &self,
+        key: Option<&FunctionKey>,
+    ) -> Result<Vec<(FunctionKey, ProvisionedConcurrencyConfig)>, StoreError> {
+        let key = key.cloned();
+        self.with(move |conn, _| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT account, region, name, qualifier, config FROM provisioned \
+                 WHERE ?1 IS NULL OR (account=?1 AND region=?2 AND name=?3) \
+                 ORDER BY account, region, name, qualifier",
+            )?;
+            let (a, r, n) = match &key {
+                Some(k) => (
+                    Some(k.account.clone()),
+                    Some(k.region.clone()),
+                    Some(k.name.clone()),
+                ),
+                None => (None, None, None),
+            };
+            let rows = stmt.query_map(params![a, r, n], |row| {
+                Ok((
+                    FunctionKey {
+                        account: row.get(0)?,
+                        region: row.get(1)?,
+                        name: row.get(2)?,
+                    },
+                    row.get::<_, String>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (k, q, text) = row?;
+                let c = decode_provisioned(&k, &q, &text)?;
+                out.push((k, c));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+}
+
+fn decode_provisioned(
+    key: &FunctionKey,
+    qualifier: &str,
+    text: &str,
+) -> Result<ProvisionedConcurrencyConfig, StoreError> {
+    let mut c: ProvisionedConcurrencyConfig =
+        serde_json::from_str(text).map_err(|source| StoreError::Corrupt {
+            key: key.qualified_arn(qualifier),
+            source,
+        })?;
+    c.qualifier = qualifier.to_string();
+    Ok(c)
 }
 
 fn ensure_function(conn: &Connection, key: &FunctionKey) -> Result<(), StoreError> {

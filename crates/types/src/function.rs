@@ -367,6 +367,24 @@ pub struct PublishVersionRequest {
     pub revision_id: Option<String>,
 }
 
+/// A provisioned concurrency configuration of one version or alias, as the API returns it
+/// (`FunctionArn` is added by ListProvisionedConcurrencyConfigs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)]
+pub struct ProvisionedConcurrencyConfig {
+    #[serde(skip)]
+    pub qualifier: String,
+    pub requested_provisioned_concurrent_executions: u32,
+    pub available_provisioned_concurrent_executions: u32,
+    pub allocated_provisioned_concurrent_executions: u32,
+    /// `IN_PROGRESS`, `READY` or `FAILED`.
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub last_modified: String,
+}
+
 /// `/aws/lambda/{name}`.
 pub fn default_log_group(name: &str) -> String {
     format!("/aws/lambda/{name}")
