@@ -22,6 +22,8 @@ use lamina_types::function::{
     FunctionVersion, LoggingConfig, SnapStartResponse, TracingConfig, UpdateFunctionCodeRequest,
     UpdateFunctionConfigurationRequest, DEFAULT_EPHEMERAL_MB, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S,
 };
+use lamina_types::function::{FunctionLayer, LayerCode};
+use lamina_types::layer::LayerArn;
 use lamina_types::names::{is_version_number, FunctionKey, FunctionRef, LATEST};
 use lamina_types::time::lambda_timestamp;
 use lamina_types::validate::{self, InputError};
@@ -96,7 +98,7 @@ fn presented(v: &FunctionVersion, qualifier: Option<&str>) -> FunctionConfigurat
 }
 
 /// Decode, check and store a package; blocking work runs off the async threads.
-async fn accept_package(
+pub(crate) async fn accept_package(
     state: &ApiState,
     zip_file: Option<&str>,
     s3: bool,
@@ -159,6 +161,80 @@ pub(crate) fn revision() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// Look up a function's layer version ARNs (in order) and check the package plus its layers
+/// unzip to at most 250 MB.
+async fn resolve_layers(
+    state: &ApiState,
+    key: &FunctionKey,
+    arns: &[String],
+    code_dir: &std::path::Path,
+) -> Result<(Vec<FunctionLayer>, Vec<LayerCode>), ApiError> {
+    let mut layers = Vec::new();
+    let mut code = Vec::new();
+    for arn in arns {
+        let missing =
+            || ApiError::InvalidParameterValue(format!("Layer version {arn} does not exist."));
+        let parsed = LayerArn::parse(arn).ok_or_else(missing)?;
+        let version = parsed.version.ok_or_else(missing)?;
+        if parsed.account != key.account || parsed.region != key.region {
+            return Err(missing());
+        }
+        let stored = state
+            .store
+            .get_layer_version(&key.account, &key.region, &parsed.name, version)
+            .await?
+            .ok_or_else(missing)?;
+        layers.push(FunctionLayer {
+            arn: arn.clone(),
+            code_size: stored.layer.content.code_size,
+        });
+        code.push(LayerCode {
+            dir: state.blobs.code_dir(&stored.code_sha256_hex),
+            sha256_hex: stored.code_sha256_hex,
+        });
+    }
+    check_unzipped_size(code_dir, &code).await?;
+    Ok((layers, code))
+}
+
+/// The function's package and its layers together unzip to at most 250 MB.
+async fn check_unzipped_size(
+    code_dir: &std::path::Path,
+    layers: &[LayerCode],
+) -> Result<(), ApiError> {
+    if layers.is_empty() {
+        return Ok(());
+    }
+    let dirs: Vec<std::path::PathBuf> = std::iter::once(code_dir.to_path_buf())
+        .chain(layers.iter().map(|l| l.dir.clone()))
+        .collect();
+    let total = tokio::task::spawn_blocking(move || dirs.iter().map(|d| tree_size(d)).sum::<u64>())
+        .await
+        .map_err(|e| ApiError::Service(e.to_string()))?;
+    if total > code::MAX_UNZIPPED_BYTES {
+        return Err(ApiError::InvalidParameterValue(format!(
+            "Function code combined with layers exceeds the maximum allowed size of {} bytes. The actual size is {total} bytes.",
+            code::MAX_UNZIPPED_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes of the regular files under `dir`.
+fn tree_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_size(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// POST /2015-03-31/functions
 pub(crate) async fn create(state: &ApiState, ctx: &Ctx, body: &[u8]) -> Result<Resp, ApiError> {
     let req: CreateFunctionRequest = parse_json(body)?;
@@ -177,6 +253,14 @@ pub(crate) async fn create(state: &ApiState, ctx: &Ctx, body: &[u8]) -> Result<R
         code.zip_file.as_deref(),
         code.s3_bucket.is_some() || code.s3_key.is_some(),
         code.image_uri.is_some(),
+    )
+    .await?;
+    let code_dir = state.blobs.code_dir(&info.sha256_hex());
+    let (layers, layer_code) = resolve_layers(
+        state,
+        &key,
+        req.layers.as_deref().unwrap_or_default(),
+        &code_dir,
     )
     .await?;
     let config = FunctionConfiguration {
@@ -221,9 +305,11 @@ pub(crate) async fn create(state: &ApiState, ctx: &Ctx, body: &[u8]) -> Result<R
         kms_key_arn: req.kms_key_arn.clone(),
         file_system_configs: req.file_system_configs.clone(),
         image_config_response: None,
+        layers,
     };
     let version = FunctionVersion {
-        code_dir: state.blobs.code_dir(&info.sha256_hex()),
+        code_dir,
+        layers: layer_code,
         code_sha256_hex: info.sha256_hex(),
         key: key.clone(),
         config,
@@ -480,6 +566,7 @@ pub(crate) async fn update_code(
     v.config.code_size = info.zipped_size;
     v.code_sha256_hex = info.sha256_hex();
     v.code_dir = state.blobs.code_dir(&v.code_sha256_hex);
+    check_unzipped_size(&v.code_dir, &v.layers).await?;
     if let Some(archs) = req.architectures {
         v.config.architectures = archs;
     }
@@ -554,6 +641,11 @@ pub(crate) async fn update_configuration(
     }
     if let Some(f) = req.file_system_configs {
         c.file_system_configs = Some(f);
+    }
+    if let Some(arns) = req.layers {
+        let (layers, code) = resolve_layers(state, &key, &arns, &v.code_dir).await?;
+        v.config.layers = layers;
+        v.layers = code;
     }
     begin_update(&mut v);
     commit_update(state, &previous, req.revision_id.as_deref(), v, false).await
@@ -649,7 +741,7 @@ fn url_signature(state: &ApiState, sha256: &str, expires: i64) -> String {
 }
 
 /// A URL on lamina from which the package downloads for the next ten minutes.
-fn code_url(state: &ApiState, ctx: &Ctx, sha256: &str) -> String {
+pub(crate) fn code_url(state: &ApiState, ctx: &Ctx, sha256: &str) -> String {
     let expires = Utc::now().timestamp() + CODE_URL_LIFETIME_S;
     format!(
         "http://{}/_lamina/code/{sha256}.zip?expires={expires}&signature={}",

@@ -15,6 +15,7 @@ mod concurrency;
 pub mod error;
 mod functions;
 mod invoke;
+mod layers;
 pub mod operation;
 pub mod provisioned;
 mod tags;
@@ -154,6 +155,56 @@ async fn dispatch(
             invoke::invoke(state, ctx, &name, qualifier.as_deref(), body).await
         }
         Operation::GetAccountSettings => functions::account_settings(state, ctx).await,
+        Operation::PublishLayerVersion { layer } => {
+            layers::publish(state, ctx, &layer, &body).await
+        }
+        Operation::GetLayerVersion { layer, version } => {
+            layers::get(state, ctx, &layer, &version).await
+        }
+        Operation::GetLayerVersionByArn { arn } => {
+            layers::get_by_arn(state, ctx, arn.as_deref()).await
+        }
+        Operation::ListLayers {
+            filters,
+            marker,
+            max_items,
+        } => layers::list_layers(state, ctx, filters, marker, max_items).await,
+        Operation::ListLayerVersions {
+            layer,
+            filters,
+            marker,
+            max_items,
+        } => layers::list_versions(state, ctx, &layer, filters, marker, max_items).await,
+        Operation::DeleteLayerVersion { layer, version } => {
+            layers::delete(state, ctx, &layer, &version).await
+        }
+        Operation::AddLayerVersionPermission {
+            layer,
+            version,
+            revision_id,
+        } => {
+            layers::add_permission(state, ctx, &layer, &version, revision_id.as_deref(), &body)
+                .await
+        }
+        Operation::GetLayerVersionPolicy { layer, version } => {
+            layers::get_policy(state, ctx, &layer, &version).await
+        }
+        Operation::RemoveLayerVersionPermission {
+            layer,
+            version,
+            statement_id,
+            revision_id,
+        } => {
+            layers::remove_permission(
+                state,
+                ctx,
+                &layer,
+                &version,
+                &statement_id,
+                revision_id.as_deref(),
+            )
+            .await
+        }
         Operation::PutProvisionedConcurrencyConfig { name, qualifier } => {
             provisioned::put(state, ctx, &name, qualifier.as_deref(), &body).await
         }

@@ -58,6 +58,77 @@ pub enum Operation {
     },
     /// GET /2016-08-19/account-settings
     GetAccountSettings,
+    /// POST /2018-10-31/layers/{LayerName}/versions
+    PublishLayerVersion {
+        /// Layer name or ARN.
+        layer: String,
+    },
+    /// GET /2018-10-31/layers/{LayerName}/versions/{VersionNumber}
+    GetLayerVersion {
+        /// Layer name or ARN.
+        layer: String,
+        /// Version number.
+        version: String,
+    },
+    /// GET /2018-10-31/layers?find=LayerVersion&Arn=...
+    GetLayerVersionByArn {
+        /// The layer version ARN.
+        arn: Option<String>,
+    },
+    /// GET /2018-10-31/layers
+    ListLayers {
+        /// `CompatibleRuntime`, `CompatibleArchitecture` filters.
+        filters: (Option<String>, Option<String>),
+        /// `Marker`.
+        marker: Option<String>,
+        /// `MaxItems`.
+        max_items: Option<String>,
+    },
+    /// GET /2018-10-31/layers/{LayerName}/versions
+    ListLayerVersions {
+        /// Layer name or ARN.
+        layer: String,
+        /// `CompatibleRuntime`, `CompatibleArchitecture` filters.
+        filters: (Option<String>, Option<String>),
+        /// `Marker`.
+        marker: Option<String>,
+        /// `MaxItems`.
+        max_items: Option<String>,
+    },
+    /// DELETE /2018-10-31/layers/{LayerName}/versions/{VersionNumber}
+    DeleteLayerVersion {
+        /// Layer name or ARN.
+        layer: String,
+        /// Version number.
+        version: String,
+    },
+    /// POST /2018-10-31/layers/{LayerName}/versions/{VersionNumber}/policy
+    AddLayerVersionPermission {
+        /// Layer name or ARN.
+        layer: String,
+        /// Version number.
+        version: String,
+        /// `RevisionId`.
+        revision_id: Option<String>,
+    },
+    /// GET /2018-10-31/layers/{LayerName}/versions/{VersionNumber}/policy
+    GetLayerVersionPolicy {
+        /// Layer name or ARN.
+        layer: String,
+        /// Version number.
+        version: String,
+    },
+    /// DELETE /2018-10-31/layers/{LayerName}/versions/{VersionNumber}/policy/{StatementId}
+    RemoveLayerVersionPermission {
+        /// Layer name or ARN.
+        layer: String,
+        /// Version number.
+        version: String,
+        /// Statement id.
+        statement_id: String,
+        /// `RevisionId`.
+        revision_id: Option<String>,
+    },
     /// PUT /2019-09-30/functions/{FunctionName}/provisioned-concurrency
     PutProvisionedConcurrencyConfig {
         /// Path name (decoded).
@@ -200,6 +271,15 @@ impl Operation {
             Operation::DeleteFunction { .. } => "DeleteFunction",
             Operation::Invoke { .. } => "Invoke",
             Operation::GetAccountSettings => "GetAccountSettings",
+            Operation::PublishLayerVersion { .. } => "PublishLayerVersion",
+            Operation::GetLayerVersion { .. } => "GetLayerVersion",
+            Operation::GetLayerVersionByArn { .. } => "GetLayerVersionByArn",
+            Operation::ListLayers { .. } => "ListLayers",
+            Operation::ListLayerVersions { .. } => "ListLayerVersions",
+            Operation::DeleteLayerVersion { .. } => "DeleteLayerVersion",
+            Operation::AddLayerVersionPermission { .. } => "AddLayerVersionPermission",
+            Operation::GetLayerVersionPolicy { .. } => "GetLayerVersionPolicy",
+            Operation::RemoveLayerVersionPermission { .. } => "RemoveLayerVersionPermission",
             Operation::PutProvisionedConcurrencyConfig { .. } => "PutProvisionedConcurrencyConfig",
             Operation::GetProvisionedConcurrencyConfig { .. } => "GetProvisionedConcurrencyConfig",
             Operation::DeleteProvisionedConcurrencyConfig { .. } => {
@@ -331,6 +411,62 @@ impl Operation {
                 Operation::DeleteProvisionedConcurrencyConfig {
                     name: name(f),
                     qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::POST, ["2018-10-31", "layers", l, "versions"]) => {
+                Operation::PublishLayerVersion { layer: name(l) }
+            }
+            (&Method::GET, ["2018-10-31", "layers", l, "versions"]) => {
+                Operation::ListLayerVersions {
+                    layer: name(l),
+                    filters: (q.get("CompatibleRuntime"), q.get("CompatibleArchitecture")),
+                    marker: q.get("Marker"),
+                    max_items: q.get("MaxItems"),
+                }
+            }
+            (&Method::GET, ["2018-10-31", "layers", l, "versions", v]) => {
+                Operation::GetLayerVersion {
+                    layer: name(l),
+                    version: name(v),
+                }
+            }
+            (&Method::DELETE, ["2018-10-31", "layers", l, "versions", v]) => {
+                Operation::DeleteLayerVersion {
+                    layer: name(l),
+                    version: name(v),
+                }
+            }
+            (&Method::POST, ["2018-10-31", "layers", l, "versions", v, "policy"]) => {
+                Operation::AddLayerVersionPermission {
+                    layer: name(l),
+                    version: name(v),
+                    revision_id: q.get("RevisionId"),
+                }
+            }
+            (&Method::GET, ["2018-10-31", "layers", l, "versions", v, "policy"]) => {
+                Operation::GetLayerVersionPolicy {
+                    layer: name(l),
+                    version: name(v),
+                }
+            }
+            (&Method::DELETE, ["2018-10-31", "layers", l, "versions", v, "policy", sid]) => {
+                Operation::RemoveLayerVersionPermission {
+                    layer: name(l),
+                    version: name(v),
+                    statement_id: name(sid),
+                    revision_id: q.get("RevisionId"),
+                }
+            }
+            (&Method::GET, ["2018-10-31", "layers"] | ["2018-10-31", "layers", ""])
+                if q.get("find").as_deref() == Some("LayerVersion") =>
+            {
+                Operation::GetLayerVersionByArn { arn: q.get("Arn") }
+            }
+            (&Method::GET, ["2018-10-31", "layers"] | ["2018-10-31", "layers", ""]) => {
+                Operation::ListLayers {
+                    filters: (q.get("CompatibleRuntime"), q.get("CompatibleArchitecture")),
+                    marker: q.get("Marker"),
+                    max_items: q.get("MaxItems"),
                 }
             }
             (&Method::PUT, ["2017-10-31", "functions", f, "concurrency"]) => {

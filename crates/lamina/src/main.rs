@@ -132,6 +132,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("installing runtime clients in {}", runtime_dir.display()))?;
     let pool = Pool::new(PoolConfig {
         logs_dir: data_dir.join("logs"),
+        opt_dir: data_dir.join("opt"),
         runtime_dir,
         interpreters: interpreters(&args.common)?,
         idle_timeout: Duration::from_secs_f64(args.idle_timeout.max(0.01)),

@@ -2,6 +2,7 @@
 //! `runtime-api`) and its log stream. Lifecycle: `start` (init) → `invoke`, one at a time,
 //! any number of times → dropped (killed) when it times out, crashes, is drained or goes idle.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,7 @@ use lamina_types::invoke::{PlatformError, LOG_TAIL_BYTES};
 use lamina_types::runtime::{family, RuntimeFamily};
 
 use crate::logs::{stream_path, LogStream};
-use crate::runtimes::{command, CommandError};
+use crate::runtimes::{command, merged_layers, CommandError};
 use crate::{FunctionOutcome, InvokeParams, InvokeResult, PoolConfig, ProvisionedSlot};
 
 /// A started environment, idle or in use.
@@ -70,16 +71,36 @@ impl Environment {
         })?;
         let runtime = version.config.runtime.as_deref().unwrap_or_default();
         let task_root = &version.code_dir;
-        let cmd = command(runtime, task_root, &cfg.runtime_dir, &cfg.interpreters).map_err(
-            |e| match e {
-                CommandError::Unsupported(_) => {
-                    platform_failure("Runtime.InvalidRuntime", &e.to_string())
-                }
-                CommandError::NoInterpreter(_) => {
-                    platform_failure("Runtime.InvalidEntrypoint", &e.to_string())
-                }
-            },
-        )?;
+        let opt = if version.layers.is_empty() {
+            None
+        } else {
+            let (root, layers) = (cfg.opt_dir.clone(), version.layers.clone());
+            let merged = tokio::task::spawn_blocking(move || merged_layers(&root, &layers))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+            Some(merged.map_err(|e| {
+                platform_failure(
+                    "Runtime.Unknown",
+                    &format!("cannot prepare the function's layers: {e}"),
+                )
+            })?)
+        };
+        let cmd = command(
+            runtime,
+            task_root,
+            opt.as_deref(),
+            &cfg.runtime_dir,
+            &cfg.interpreters,
+        )
+        .map_err(|e| match e {
+            CommandError::Unsupported(_) => {
+                platform_failure("Runtime.InvalidRuntime", &e.to_string())
+            }
+            CommandError::NoInterpreter(_) => {
+                platform_failure("Runtime.InvalidEntrypoint", &e.to_string())
+            }
+        })?;
         let spec = SandboxSpec {
             program: cmd.program,
             args: cmd.args,
@@ -89,6 +110,7 @@ impl Environment {
                 &api.addr().to_string(),
                 &stream,
                 provisioned.is_some(),
+                opt.as_deref(),
             ),
             cwd: task_root.clone(),
         };
@@ -348,17 +370,23 @@ fn environment_variables(
     runtime_api: &str,
     stream: &str,
     provisioned: bool,
+    opt: Option<&Path>,
 ) -> Vec<(String, String)> {
     let c = &v.config;
     let runtime = c.runtime.as_deref().unwrap_or_default();
     let task_root = v.code_dir.display().to_string();
     let runtime_dir = cfg.runtime_dir.display().to_string();
+    // The layers' directory: /opt in a sandbox; the merged directory itself in a plain process.
+    let opt_dir = opt.map_or_else(|| "/opt".to_string(), |p| p.display().to_string());
     let mut env: Vec<(String, String)> = vec![
-        ("PATH".into(), "/usr/local/bin:/usr/bin/:/bin:/opt/bin".into()),
+        (
+            "PATH".into(),
+            format!("/usr/local/bin:/usr/bin/:/bin:{opt_dir}/bin"),
+        ),
         ("LANG".into(), "en_US.UTF-8".into()),
         (
             "LD_LIBRARY_PATH".into(),
-            format!("/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:/opt/lib"),
+            format!("/lib64:/usr/lib64:{runtime_dir}:{runtime_dir}/lib:{task_root}:{task_root}/lib:{opt_dir}/lib"),
         ),
         ("TZ".into(), ":UTC".into()),
         ("AWS_XRAY_CONTEXT_MISSING".into(), "LOG_ERROR".into()),
@@ -367,8 +395,11 @@ fn environment_variables(
         let major = runtime.trim_start_matches("nodejs").trim_end_matches(".x");
         env.push((
             "NODE_PATH".into(),
-            format!("/opt/nodejs/node{major}/node_modules:/opt/nodejs/node_modules:{runtime_dir}/node_modules"),
+            format!("{opt_dir}/nodejs/node{major}/node_modules:{opt_dir}/nodejs/node_modules:{runtime_dir}/node_modules"),
         ));
+    }
+    if let Some(opt) = opt {
+        env.push(("LAMINA_OPT_DIR".into(), opt.display().to_string()));
     }
     // The function's own variables may replace the defaults above...
     for (k, val) in v.variables() {

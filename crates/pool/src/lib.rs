@@ -49,6 +49,8 @@ pub struct PoolConfig {
     pub logs_dir: PathBuf,
     /// Where lamina's runtime clients are installed.
     pub runtime_dir: PathBuf,
+    /// Where merged layer directories (a function's `/opt`) are built.
+    pub opt_dir: PathBuf,
     /// Interpreters per runtime.
     pub interpreters: Interpreters,
     /// An environment idle this long is stopped.
@@ -338,7 +340,12 @@ impl Pool {
         let runtime = version.config.runtime.as_deref().unwrap_or_default();
         match family(runtime) {
             Some(RuntimeFamily::Provided) => {
-                let bootstrap = version.code_dir.join("bootstrap");
+                // The package's bootstrap, else the last layer's that has one.
+                let bootstrap = std::iter::once(&version.code_dir)
+                    .chain(version.layers.iter().rev().map(|l| &l.dir))
+                    .map(|d| d.join("bootstrap"))
+                    .find(|b| b.exists())
+                    .unwrap_or_else(|| version.code_dir.join("bootstrap"));
                 if runtimes::is_executable(&bootstrap) {
                     None
                 } else if bootstrap.exists() {

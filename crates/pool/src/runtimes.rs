@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use lamina_types::function::LayerCode;
 use lamina_types::runtime::{family, RuntimeFamily, SERVED_RUNTIMES};
 
 /// lamina's Python runtime client.
@@ -108,6 +109,72 @@ pub fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// The layers of a version merged into one directory, in order (a later layer's file replaces
+/// an earlier one's): what the function sees as `/opt`. Built once per combination of layers
+/// under `root` (hard links to the unpacked layers where possible) and reused. Blocking.
+pub(crate) fn merged_layers(root: &Path, layers: &[LayerCode]) -> std::io::Result<PathBuf> {
+    let name: Vec<&str> = layers
+        .iter()
+        .map(|l| &l.sha256_hex[..l.sha256_hex.len().min(16)])
+        .collect();
+    let dest = root.join(name.join("-"));
+    if dest.exists() {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(root)?;
+    let tmp = root.join(format!(
+        ".{}.tmp-{}",
+        name.join("-"),
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let built = (|| {
+        std::fs::create_dir(&tmp)?;
+        for layer in layers {
+            overlay(&layer.dir, &tmp)?;
+        }
+        std::fs::rename(&tmp, &dest)
+    })();
+    if built.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if dest.exists() {
+            // Another start built the same combination first.
+            return Ok(dest);
+        }
+    }
+    built.map(|()| dest)
+}
+
+/// Copy the tree `src` onto `dst`, replacing what is there.
+fn overlay(src: &Path, dst: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if to.is_symlink() || to.is_file() {
+                std::fs::remove_file(&to)?;
+            }
+            if !to.exists() {
+                std::fs::create_dir(&to)?;
+            }
+            overlay(&from, &to)?;
+            continue;
+        }
+        if to.is_symlink() || to.is_file() {
+            std::fs::remove_file(&to)?;
+        } else if to.is_dir() {
+            std::fs::remove_dir_all(&to)?;
+        }
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
 /// Write the runtime clients under `dir` (`python/`, `node/`).
 pub fn install_clients(dir: &Path) -> std::io::Result<()> {
     for (sub, file, text) in [
@@ -145,6 +212,7 @@ pub(crate) enum CommandError {
 pub(crate) fn command(
     runtime: &str,
     task_root: &Path,
+    opt: Option<&Path>,
     runtime_dir: &Path,
     interpreters: &Interpreters,
 ) -> Result<Command, CommandError> {
@@ -155,8 +223,12 @@ pub(crate) fn command(
             .ok_or_else(|| CommandError::NoInterpreter(runtime.to_string()))
     };
     match family(runtime) {
+        // The package's bootstrap, else a layer's.
         Some(RuntimeFamily::Provided) => Ok(Command {
-            program: task_root.join("bootstrap"),
+            program: match opt {
+                Some(opt) if !task_root.join("bootstrap").exists() => opt.join("bootstrap"),
+                _ => task_root.join("bootstrap"),
+            },
             args: vec![],
         }),
         Some(RuntimeFamily::Python) => Ok(Command {

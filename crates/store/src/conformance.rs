@@ -57,10 +57,12 @@ pub fn sample_version(name: &str) -> FunctionVersion {
             kms_key_arn: None,
             file_system_configs: None,
             image_config_response: None,
+            layers: Vec::new(),
         },
         key,
         code_sha256_hex: "00".repeat(32),
         code_dir: PathBuf::new(),
+        layers: Vec::new(),
     }
 }
 
@@ -74,6 +76,95 @@ pub async fn run(store: &dyn Store) {
     versions_and_aliases(store).await;
     concurrency(store).await;
     provisioned(store).await;
+    layers(store).await;
+}
+
+async fn layers(store: &dyn Store) {
+    use lamina_types::layer::{LayerVersion, LayerVersionContent, StoredLayerVersion};
+    let make = |n: u64| -> crate::MakeLayerVersion {
+        Box::new(move |version| {
+            assert_eq!(version, n);
+            StoredLayerVersion {
+                layer: LayerVersion {
+                    content: LayerVersionContent {
+                        location: String::new(),
+                        code_sha256: "x".into(),
+                        code_size: 1,
+                    },
+                    layer_arn: "arn:aws:lambda:us-east-1:000000000000:layer:lib".into(),
+                    layer_version_arn: format!(
+                        "arn:aws:lambda:us-east-1:000000000000:layer:lib:{version}"
+                    ),
+                    description: String::new(),
+                    created_date: "t".into(),
+                    version,
+                    compatible_runtimes: vec![],
+                    compatible_architectures: vec![],
+                    license_info: None,
+                },
+                code_sha256_hex: "ab".into(),
+                policy: None,
+                policy_revision: "p0".into(),
+            }
+        })
+    };
+    let (a, r) = ("000000000000", "us-east-1");
+    store
+        .publish_layer_version(a, r, "lib", make(1))
+        .await
+        .unwrap();
+    store
+        .publish_layer_version(a, r, "lib", make(2))
+        .await
+        .unwrap();
+    let versions: Vec<u64> = store
+        .list_layer_versions(a, r, Some("lib"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.layer.version)
+        .collect();
+    assert_eq!(versions, [2, 1], "newest first");
+    assert!(store.delete_layer_version(a, r, "lib", 2).await.unwrap());
+    assert!(store
+        .get_layer_version(a, r, "lib", 2)
+        .await
+        .unwrap()
+        .is_none());
+    // Numbers are never reused.
+    store
+        .publish_layer_version(a, r, "lib", make(3))
+        .await
+        .unwrap();
+    store
+        .put_layer_policy(a, r, "lib", 3, Some("{}".into()), "p1".into())
+        .await
+        .unwrap();
+    let got = store
+        .get_layer_version(a, r, "lib", 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.policy.as_deref(), got.policy_revision.as_str()),
+        (Some("{}"), "p1")
+    );
+    assert!(matches!(
+        store
+            .put_layer_policy(a, r, "lib", 9, None, "p".into())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.list_layer_versions(a, r, None).await.unwrap().len(),
+        2
+    );
+    // Layers are per region.
+    assert!(store
+        .list_layer_versions(a, "eu-west-1", None)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn provisioned(store: &dyn Store) {

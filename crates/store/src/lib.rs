@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use lamina_types::function::{
     AliasConfiguration, FunctionRecord, FunctionVersion, ProvisionedConcurrencyConfig, Tags,
 };
+use lamina_types::layer::StoredLayerVersion;
 use lamina_types::names::FunctionKey;
 
 /// What can go wrong in a store.
@@ -99,6 +100,9 @@ pub struct AsyncEvent {
 
 /// Builds a published version from `$LATEST` and the version number it gets.
 pub type MakeVersion = Box<dyn FnOnce(&FunctionVersion, u64) -> FunctionVersion + Send + 'static>;
+
+/// Builds a layer version from the number it gets.
+pub type MakeLayerVersion = Box<dyn FnOnce(u64) -> StoredLayerVersion + Send + 'static>;
 
 /// Totals for GetAccountSettings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -264,6 +268,54 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         &self,
         key: Option<&FunctionKey>,
     ) -> Result<Vec<(FunctionKey, ProvisionedConcurrencyConfig)>, StoreError>;
+
+    /// Publish the next version of a layer (numbers are never reused); `make` builds it from
+    /// its number.
+    async fn publish_layer_version(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        make: MakeLayerVersion,
+    ) -> Result<StoredLayerVersion, StoreError>;
+
+    /// One layer version.
+    async fn get_layer_version(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<StoredLayerVersion>, StoreError>;
+
+    /// The versions of one layer (or of every layer, `name` `None`) of an account and region,
+    /// by layer name, newest version first.
+    async fn list_layer_versions(
+        &self,
+        account: &str,
+        region: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<StoredLayerVersion>, StoreError>;
+
+    /// Delete a layer version; whether it existed. Functions using it keep its package.
+    async fn delete_layer_version(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Replace a layer version's policy (and its revision). `NotFound` if the version is gone.
+    async fn put_layer_policy(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        version: u64,
+        policy: Option<String>,
+        revision: String,
+    ) -> Result<(), StoreError>;
 
     /// A number that changes whenever any function changes (for caches in this process).
     fn generation(&self) -> u64;

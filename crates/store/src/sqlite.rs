@@ -9,14 +9,15 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use lamina_types::function::{
-    AliasConfiguration, FunctionConfiguration, FunctionRecord, FunctionVersion,
+    AliasConfiguration, FunctionConfiguration, FunctionRecord, FunctionVersion, LayerCode,
     ProvisionedConcurrencyConfig, Tags,
 };
+use lamina_types::layer::{LayerVersion, StoredLayerVersion};
 use lamina_types::names::{FunctionKey, LATEST};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::blobs::Blobs;
-use crate::{AccountUsage, AsyncEvent, MakeVersion, Store, StoreError};
+use crate::{AccountUsage, AsyncEvent, MakeLayerVersion, MakeVersion, Store, StoreError};
 
 /// Schema migrations; entry `i` moves the database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -74,6 +75,27 @@ CREATE TABLE provisioned (
     config    TEXT NOT NULL,
     PRIMARY KEY (account, region, name, qualifier),
     FOREIGN KEY (account, region, name) REFERENCES functions ON DELETE CASCADE
+);
+"#,
+    r#"
+ALTER TABLE versions ADD COLUMN layer_hexes TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE layer_names (
+    account      TEXT NOT NULL,
+    region       TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    next_version INTEGER NOT NULL,
+    PRIMARY KEY (account, region, name)
+);
+CREATE TABLE layer_versions (
+    account         TEXT NOT NULL,
+    region          TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    config          TEXT NOT NULL,
+    code_hex        TEXT NOT NULL,
+    policy          TEXT,
+    policy_revision TEXT NOT NULL,
+    PRIMARY KEY (account, region, name, version)
 );
 "#,
 ];
@@ -156,14 +178,23 @@ fn decode_version(
     key: FunctionKey,
     config: &str,
     code_hex: String,
+    layer_hexes: &str,
 ) -> Result<FunctionVersion, StoreError> {
-    let config: FunctionConfiguration =
-        serde_json::from_str(config).map_err(|source| StoreError::Corrupt {
-            key: key.arn(),
-            source,
-        })?;
+    let corrupt = |source| StoreError::Corrupt {
+        key: key.arn(),
+        source,
+    };
+    let config: FunctionConfiguration = serde_json::from_str(config).map_err(corrupt)?;
+    let hexes: Vec<String> = serde_json::from_str(layer_hexes).map_err(corrupt)?;
     Ok(FunctionVersion {
         code_dir: blobs.code_dir(&code_hex),
+        layers: hexes
+            .into_iter()
+            .map(|h| LayerCode {
+                dir: blobs.code_dir(&h),
+                sha256_hex: h,
+            })
+            .collect(),
         key,
         config,
         code_sha256_hex: code_hex,
@@ -173,6 +204,11 @@ fn decode_version(
 fn encode(v: &FunctionVersion) -> String {
     // Serialising a plain struct of strings, numbers and JSON values cannot fail.
     serde_json::to_string(&v.config).unwrap_or_default()
+}
+
+fn encode_layers(v: &FunctionVersion) -> String {
+    let hexes: Vec<&str> = v.layers.iter().map(|l| l.sha256_hex.as_str()).collect();
+    serde_json::to_string(&hexes).unwrap_or_else(|_| "[]".into())
 }
 
 fn decode_tags(key: &FunctionKey, text: &str) -> Result<Tags, StoreError> {
@@ -188,14 +224,14 @@ fn read_version(
     key: &FunctionKey,
     version: &str,
 ) -> Result<Option<FunctionVersion>, StoreError> {
-    let row: Option<(String, String)> = conn
+    let row: Option<(String, String, String)> = conn
         .query_row(
-            "SELECT config, code_hex FROM versions WHERE account=?1 AND region=?2 AND name=?3 AND version=?4",
+            "SELECT config, code_hex, layer_hexes FROM versions WHERE account=?1 AND region=?2 AND name=?3 AND version=?4",
             params![key.account, key.region, key.name, version],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    row.map(|(config, hex)| decode_version(blobs, key.clone(), &config, hex))
+    row.map(|(config, hex, layers)| decode_version(blobs, key.clone(), &config, hex, &layers))
         .transpose()
 }
 
@@ -219,8 +255,8 @@ impl Store for SqliteStore {
                 return Err(StoreError::AlreadyExists(k.name.clone()));
             }
             tx.execute(
-                "INSERT INTO versions (account, region, name, version, config, code_hex, code_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![k.account, k.region, k.name, v.config.version, encode(&v), v.code_sha256_hex, v.config.code_size as i64],
+                "INSERT INTO versions (account, region, name, version, config, code_hex, code_size, layer_hexes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![k.account, k.region, k.name, v.config.version, encode(&v), v.code_sha256_hex, v.config.code_size as i64, encode_layers(&v)],
             )?;
             tx.commit()?;
             Ok(())
@@ -301,9 +337,9 @@ impl Store for SqliteStore {
             tx.execute(
                 // An upsert, not INSERT OR REPLACE: a replace would drop the columns it does not
                 // name (a published version's source fingerprint).
-                "INSERT INTO versions (account, region, name, version, config, code_hex, code_size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (account, region, name, version) DO UPDATE SET config=excluded.config, code_hex=excluded.code_hex, code_size=excluded.code_size",
-                params![k.account, k.region, k.name, v.config.version, encode(&v), v.code_sha256_hex, v.config.code_size as i64],
+                "INSERT INTO versions (account, region, name, version, config, code_hex, code_size, layer_hexes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                 ON CONFLICT (account, region, name, version) DO UPDATE SET config=excluded.config, code_hex=excluded.code_hex, code_size=excluded.code_size, layer_hexes=excluded.layer_hexes",
+                params![k.account, k.region, k.name, v.config.version, encode(&v), v.code_sha256_hex, v.config.code_size as i64, encode_layers(&v)],
             )?;
             tx.commit()?;
             Ok(())
@@ -324,21 +360,28 @@ impl Store for SqliteStore {
         let after = after.unwrap_or("").to_string();
         self.with(move |conn, blobs| {
             let mut stmt = conn.prepare_cached(
-                "SELECT name, config, code_hex FROM versions WHERE account=?1 AND region=?2 AND version=?3 AND name > ?4 ORDER BY name LIMIT ?5",
+                "SELECT name, config, code_hex, layer_hexes FROM versions WHERE account=?1 AND region=?2 AND version=?3 AND name > ?4 ORDER BY name LIMIT ?5",
             )?;
             let rows = stmt.query_map(
                 params![account, region, LATEST, after, limit as i64],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
             )?;
             let mut out = Vec::new();
             for row in rows {
-                let (name, config, hex) = row?;
+                let (name, config, hex, layers) = row?;
                 let key = FunctionKey {
                     account: account.clone(),
                     region: region.clone(),
                     name,
                 };
-                out.push(decode_version(blobs, key, &config, hex)?);
+                out.push(decode_version(blobs, key, &config, hex, &layers)?);
             }
             Ok(out)
         })
@@ -348,10 +391,10 @@ impl Store for SqliteStore {
     async fn unsettled(&self) -> Result<Vec<FunctionVersion>, StoreError> {
         self.with(|conn, blobs| {
             let mut stmt = conn.prepare(
-                "SELECT account, region, name, config, code_hex FROM versions WHERE version=?1 \
-                 AND (json_extract(config, '$.State')='Pending' OR json_extract(config, '$.LastUpdateStatus')='InProgress')",
+                "SELECT account, region, name, config, code_hex, layer_hexes FROM versions \
+                 WHERE json_extract(config, '$.State')='Pending' OR json_extract(config, '$.LastUpdateStatus')='InProgress'",
             )?;
-            let rows = stmt.query_map(params![LATEST], |r| {
+            let rows = stmt.query_map([], |r| {
                 Ok((
                     FunctionKey {
                         account: r.get(0)?,
@@ -360,12 +403,13 @@ impl Store for SqliteStore {
                     },
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (key, config, hex) = row?;
-                out.push(decode_version(blobs, key, &config, hex)?);
+                let (key, config, hex, layers) = row?;
+                out.push(decode_version(blobs, key, &config, hex, &layers)?);
             }
             Ok(out)
         })
@@ -500,24 +544,25 @@ impl Store for SqliteStore {
                     }
                 }
                 let fingerprint = latest.fingerprint();
-                let last: Option<(String, String, Option<String>)> = tx
+                let last: Option<(String, String, String, Option<String>)> = tx
                     .query_row(
-                        "SELECT config, code_hex, source_fingerprint FROM versions \
+                        "SELECT config, code_hex, layer_hexes, source_fingerprint FROM versions \
                          WHERE account=?1 AND region=?2 AND name=?3 AND version<>?4 \
                          ORDER BY CAST(version AS INTEGER) DESC LIMIT 1",
                         params![key.account, key.region, key.name, LATEST],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                     )
                     .optional()?;
-                if let Some((config, hex, source)) = last {
+                if let Some((config, hex, layers, source)) = last {
                     if source.as_deref() == Some(fingerprint.as_str()) {
-                        return Ok((decode_version(blobs, key.clone(), &config, hex)?, false));
+                        let v = decode_version(blobs, key.clone(), &config, hex, &layers)?;
+                        return Ok((v, false));
                     }
                 }
                 let version = make(&latest, next as u64);
                 tx.execute(
-                    "INSERT INTO versions (account, region, name, version, config, code_hex, code_size, source_fingerprint) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![key.account, key.region, key.name, version.config.version, encode(&version), version.code_sha256_hex, version.config.code_size as i64, fingerprint],
+                    "INSERT INTO versions (account, region, name, version, config, code_hex, code_size, source_fingerprint, layer_hexes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![key.account, key.region, key.name, version.config.version, encode(&version), version.code_sha256_hex, version.config.code_size as i64, fingerprint, encode_layers(&version)],
                 )?;
                 tx.execute(
                     "UPDATE functions SET next_version=?4 WHERE account=?1 AND region=?2 AND name=?3",
@@ -546,17 +591,23 @@ impl Store for SqliteStore {
         };
         self.with(move |conn, blobs| {
             let mut stmt = conn.prepare_cached(
-                "SELECT config, code_hex, CASE WHEN version=?4 THEN -1 ELSE CAST(version AS INTEGER) END AS k \
+                "SELECT config, code_hex, layer_hexes, CASE WHEN version=?4 THEN -1 ELSE CAST(version AS INTEGER) END AS k \
                  FROM versions WHERE account=?1 AND region=?2 AND name=?3 AND k > ?5 ORDER BY k LIMIT ?6",
             )?;
             let rows = stmt.query_map(
                 params![key.account, key.region, key.name, LATEST, after, limit as i64],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
             )?;
             let mut out = Vec::new();
             for row in rows {
-                let (config, hex) = row?;
-                out.push(decode_version(blobs, key.clone(), &config, hex)?);
+                let (config, hex, layers) = row?;
+                out.push(decode_version(blobs, key.clone(), &config, hex, &layers)?);
             }
             Ok(out)
         })
@@ -828,9 +879,162 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn publish_layer_version(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        make: MakeLayerVersion,
+    ) -> Result<StoredLayerVersion, StoreError> {
+        let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
+        self.with(move |conn, _| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT OR IGNORE INTO layer_names (account, region, name, next_version) VALUES (?1, ?2, ?3, 1)",
+                params![account, region, name],
+            )?;
+            let next: i64 = tx.query_row(
+                "SELECT next_version FROM layer_names WHERE account=?1 AND region=?2 AND name=?3",
+                params![account, region, name],
+                |r| r.get(0),
+            )?;
+            let layer = make(next as u64);
+            tx.execute(
+                "INSERT INTO layer_versions (account, region, name, version, config, code_hex, policy, policy_revision) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    account,
+                    region,
+                    name,
+                    next,
+                    serde_json::to_string(&layer.layer).unwrap_or_default(),
+                    layer.code_sha256_hex,
+                    layer.policy,
+                    layer.policy_revision
+                ],
+            )?;
+            tx.execute(
+                "UPDATE layer_names SET next_version=?4 WHERE account=?1 AND region=?2 AND name=?3",
+                params![account, region, name, next + 1],
+            )?;
+            tx.commit()?;
+            Ok(layer)
+        })
+        .await
+    }
+
+    async fn get_layer_version(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<Option<StoredLayerVersion>, StoreError> {
+        let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
+        self.with(move |conn, _| {
+            let row = conn
+                .query_row(
+                    "SELECT config, code_hex, policy, policy_revision FROM layer_versions WHERE account=?1 AND region=?2 AND name=?3 AND version=?4",
+                    params![account, region, name, version as i64],
+                    layer_row,
+                )
+                .optional()?;
+            row.map(decode_layer).transpose()
+        })
+        .await
+    }
+
+    async fn list_layer_versions(
+        &self,
+        account: &str,
+        region: &str,
+        name: Option<&str>,
+    ) -> Result<Vec<StoredLayerVersion>, StoreError> {
+        let (account, region) = (account.to_string(), region.to_string());
+        let name = name.map(str::to_string);
+        self.with(move |conn, _| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT config, code_hex, policy, policy_revision FROM layer_versions \
+                 WHERE account=?1 AND region=?2 AND (?3 IS NULL OR name=?3) ORDER BY name, version DESC",
+            )?;
+            let rows = stmt.query_map(params![account, region, name], layer_row)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(decode_layer(row?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_layer_version(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<bool, StoreError> {
+        let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
+        self.with(move |conn, _| {
+            let n = conn.execute(
+                "DELETE FROM layer_versions WHERE account=?1 AND region=?2 AND name=?3 AND version=?4",
+                params![account, region, name, version as i64],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn put_layer_policy(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+        version: u64,
+        policy: Option<String>,
+        revision: String,
+    ) -> Result<(), StoreError> {
+        let (account, region, name) = (account.to_string(), region.to_string(), name.to_string());
+        self.with(move |conn, _| {
+            let n = conn.execute(
+                "UPDATE layer_versions SET policy=?5, policy_revision=?6 WHERE account=?1 AND region=?2 AND name=?3 AND version=?4",
+                params![account, region, name, version as i64, policy, revision],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!(
+                    "{}:{version}",
+                    lamina_types::layer::layer_arn(&region, &account, &name)
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+}
+
+type LayerRow = (String, String, Option<String>, String);
+
+fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn decode_layer(
+    (config, code_hex, policy, policy_revision): LayerRow,
+) -> Result<StoredLayerVersion, StoreError> {
+    let layer: LayerVersion =
+        serde_json::from_str(&config).map_err(|source| StoreError::Corrupt {
+            key: code_hex.clone(),
+            source,
+        })?;
+    Ok(StoredLayerVersion {
+        layer,
+        code_sha256_hex: code_hex,
+        policy,
+        policy_revision,
+    })
 }
 
 fn decode_provisioned(

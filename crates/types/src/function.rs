@@ -212,6 +212,18 @@ pub struct FunctionConfiguration {
     pub file_system_configs: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_config_response: Option<Value>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<FunctionLayer>,
+}
+
+/// One entry of `FunctionConfiguration.Layers`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunctionLayer {
+    /// The layer version ARN.
+    pub arn: String,
+    /// Size of the layer's package.
+    pub code_size: u64,
 }
 
 /// `State` values lamina uses.
@@ -246,6 +258,17 @@ pub struct FunctionVersion {
     pub code_sha256_hex: String,
     /// Where the store unpacked the code (read-only, shared by every environment of this code).
     pub code_dir: PathBuf,
+    /// The layers' packages, in the function's order (later ones win in `/opt`).
+    pub layers: Vec<LayerCode>,
+}
+
+/// The package of one of a version's layers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerCode {
+    /// Lower-case hex SHA-256 of the layer's zip.
+    pub sha256_hex: String,
+    /// Where the store unpacked it.
+    pub dir: PathBuf,
 }
 
 impl FunctionVersion {

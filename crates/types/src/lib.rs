@@ -11,6 +11,7 @@
 
 pub mod function;
 pub mod invoke;
+pub mod layer;
 pub mod names;
 pub mod runtime;
 pub mod time;

@@ -218,10 +218,17 @@ fn check_common(
         }
     }
     if let Some(layers) = layers {
-        if !layers.is_empty() {
-            return Err(InputError::invalid(
-                "Layers are not supported by this lamina version yet",
-            ));
+        if layers.len() > crate::layer::MAX_LAYERS_PER_FUNCTION {
+            return Err(InputError::invalid("Cannot reference more than 5 layers."));
+        }
+        for arn in layers {
+            if crate::layer::LayerArn::parse(arn).is_none_or(|a| a.version.is_none()) {
+                return Err(InputError::validation(
+                    "layers",
+                    arn,
+                    "Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+",
+                ));
+            }
         }
     }
     Ok(())

@@ -170,9 +170,13 @@ class FaultError(Exception):
 
 
 def set_up_sys_path():
-    """LAMBDA_TASK_ROOT first (in place of this script's directory), then the layer directories."""
+    """LAMBDA_TASK_ROOT first (in place of this script's directory), then the layer directories.
+
+    Layers live in /opt; where lamina cannot mount them there (process isolation) it names
+    their merged directory in LAMINA_OPT_DIR instead."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    layer_dirs = [f"/opt/python/lib/{version}/site-packages", "/opt/python"]
+    opt = os.environ.pop("LAMINA_OPT_DIR", None) or "/opt"
+    layer_dirs = [f"{opt}/python/lib/{version}/site-packages", f"{opt}/python"]
     sys.path[0:1] = [os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()] + [
         d for d in layer_dirs if os.path.isdir(d)
     ]
