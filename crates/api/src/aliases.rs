@@ -20,10 +20,15 @@ use crate::functions::{
 use crate::{empty, json, parse_json, ApiState, Ctx, Resp};
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && is_name(name)
-        && !name.bytes().all(|b| b.is_ascii_digit());
+    if name.len() > 128 {
+        return Err(InputError::validation(
+            "name",
+            name,
+            "Member must have length less than or equal to 128",
+        )
+        .into());
+    }
+    let ok = !name.is_empty() && is_name(name) && !name.bytes().all(|b| b.is_ascii_digit());
     if ok {
         Ok(())
     } else {
@@ -75,27 +80,27 @@ async fn check_routing(
             "Number of items in AdditionalVersionWeights cannot be greater than 1".into(),
         ));
     }
-    let (extra, _) = routing
+    let (extra, weight) = routing
         .additional_version_weights
         .iter()
         .next()
         .expect("one entry");
-    if main == LATEST || extra == LATEST {
-        return Err(ApiError::InvalidParameterValue(
-            "$LATEST is not supported for an alias pointing to more than 1 version".into(),
-        ));
-    }
     if !is_version_number(extra) {
         return Err(InputError::validation(
             "routingConfig.additionalVersionWeights",
-            extra,
+            &format!("{{{extra}={weight}}}"),
             "Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [0-9]+]",
         )
         .into());
     }
+    if main == LATEST {
+        return Err(ApiError::InvalidParameterValue(
+            "$LATEST is not supported for an alias pointing to more than 1 version".into(),
+        ));
+    }
     if extra == main {
         return Err(ApiError::InvalidParameterValue(format!(
-            "The alias's FunctionVersion ({main}) and its additional version ({extra}) must be different"
+            "Invalid function version {extra}. Function version {extra} is already included in routing configuration."
         )));
     }
     let main_version = load(state, key, Some(main)).await?;
@@ -141,16 +146,15 @@ pub(crate) async fn create(
     Ok(json(StatusCode::CREATED, &config))
 }
 
+/// The alias, or 404 with `missing` (AWS words GetAlias's and UpdateAlias's differently).
 async fn existing(
     state: &ApiState,
     key: &FunctionKey,
     alias: &str,
+    missing: &str,
 ) -> Result<AliasConfiguration, ApiError> {
     state.store.get_alias(key, alias).await?.ok_or_else(|| {
-        ApiError::ResourceNotFound(format!(
-            "Cannot find alias arn: {}",
-            key.qualified_arn(alias)
-        ))
+        ApiError::ResourceNotFound(format!("{missing} {}", key.qualified_arn(alias)))
     })
 }
 
@@ -162,7 +166,8 @@ pub(crate) async fn get(
     alias: &str,
 ) -> Result<Resp, ApiError> {
     let key = resolve_unqualified(ctx, name)?;
-    Ok(json(StatusCode::OK, &existing(state, &key, alias).await?))
+    let config = existing(state, &key, alias, "Cannot find alias arn:").await?;
+    Ok(json(StatusCode::OK, &config))
 }
 
 /// PUT /2015-03-31/functions/{FunctionName}/aliases/{Name}
@@ -175,7 +180,7 @@ pub(crate) async fn update(
 ) -> Result<Resp, ApiError> {
     let key = resolve_unqualified(ctx, name)?;
     let req: UpdateAliasRequest = parse_json(body)?;
-    let current = existing(state, &key, alias).await?;
+    let current = existing(state, &key, alias, "Alias not found:").await?;
     if let Some(rev) = &req.revision_id {
         if rev != &current.revision_id {
             return Err(ApiError::PreconditionFailed(

@@ -64,7 +64,7 @@ pub enum StoreError {
     #[error("alias already exists: {0}")]
     AliasExists(String),
     /// The alias does not exist.
-    #[error("Cannot find alias arn: {0}")]
+    #[error("Alias not found: {0}")]
     AliasNotFound(String),
     /// The version is still the target of aliases.
     #[error("version {version} of {arn} is used by aliases: {aliases}")]
