@@ -53,9 +53,10 @@ pub(crate) fn resolve(
 pub(crate) fn resolve_unqualified(ctx: &Ctx, name: &str) -> Result<FunctionKey, ApiError> {
     let (key, qualifier) = resolve(ctx, name, None)?;
     if qualifier.is_some() {
-        return Err(ApiError::InvalidParameterValue(format!(
-            "This operation does not accept a qualified function name: {name}"
-        )));
+        // AWS's wording (it does not name the input).
+        return Err(ApiError::InvalidParameterValue(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.".into(),
+        ));
     }
     Ok(key)
 }
@@ -242,7 +243,12 @@ pub(crate) async fn create(state: &ApiState, ctx: &Ctx, body: &[u8]) -> Result<R
         .function_name
         .as_deref()
         .ok_or_else(|| InputError::missing("functionName"))?;
-    let key = resolve_unqualified(ctx, name)?;
+    let (key, qualifier) = resolve(ctx, name, None)?;
+    if qualifier.is_some() {
+        return Err(ApiError::InvalidParameterValue(format!(
+            "CreateFunction takes an unqualified function name, not {name}"
+        )));
+    }
     validate::check_create(&req)?;
     let code = req.code.clone().unwrap_or_default();
     if state.store.get_function(&key).await?.is_some() {
