@@ -172,14 +172,27 @@ async fn resolve_layers(
 ) -> Result<(Vec<FunctionLayer>, Vec<LayerCode>), ApiError> {
     let mut layers = Vec::new();
     let mut code = Vec::new();
+    let mut names: Vec<(String, &String)> = Vec::new();
     for arn in arns {
         let missing =
             || ApiError::InvalidParameterValue(format!("Layer version {arn} does not exist."));
         let parsed = LayerArn::parse(arn).ok_or_else(missing)?;
         let version = parsed.version.ok_or_else(missing)?;
-        if parsed.account != key.account || parsed.region != key.region {
+        if parsed.region != key.region {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Layers are not in the same region as the function. Layers are expected to be in region {}.",
+                key.region
+            )));
+        }
+        if parsed.account != key.account {
             return Err(missing());
         }
+        if let Some((_, other)) = names.iter().find(|(n, _)| n == &parsed.name) {
+            return Err(ApiError::InvalidParameterValue(format!(
+                "Two different versions of the same layer are not allowed to be referenced in the same function. {other} and {arn} are versions of the same layer."
+            )));
+        }
+        names.push((parsed.name.clone(), arn));
         let stored = state
             .store
             .get_layer_version(&key.account, &key.region, &parsed.name, version)

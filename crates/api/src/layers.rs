@@ -53,16 +53,24 @@ fn bad_name(input: &str) -> ApiError {
 }
 
 fn version_number(input: &str) -> Result<u64, ApiError> {
-    input.parse().map_err(|_| {
-        InputError::validation("versionNumber", input, "Member must be a number").into()
-    })
+    let n: i64 = input.parse().map_err(|_| {
+        ApiError::from(InputError::validation(
+            "versionNumber",
+            input,
+            "Member must be a number",
+        ))
+    })?;
+    if n < 1 {
+        return Err(ApiError::InvalidParameterValue(
+            "Layer Version Cannot be less than 1".into(),
+        ));
+    }
+    Ok(n as u64)
 }
 
-fn not_found(ctx: &Ctx, name: &str, version: u64) -> ApiError {
-    ApiError::ResourceNotFound(format!(
-        "The resource you requested does not exist. (Layer version {}:{version})",
-        layer_arn(&ctx.caller.region, &ctx.caller.account, name)
-    ))
+/// AWS's exact wording (the layer version is the one in the request).
+fn not_found() -> ApiError {
+    ApiError::ResourceNotFound("The resource you requested does not exist.".into())
 }
 
 /// The response shape: the stored one with a fresh download URL.
@@ -82,7 +90,26 @@ async fn load(
         .store
         .get_layer_version(&ctx.caller.account, &ctx.caller.region, name, version)
         .await?
-        .ok_or_else(|| not_found(ctx, name, version))
+        .ok_or_else(not_found)
+}
+
+/// Like [`load`], with the policy operations' wording for a missing version.
+async fn load_for_policy(
+    state: &ApiState,
+    ctx: &Ctx,
+    name: &str,
+    version: u64,
+) -> Result<StoredLayerVersion, ApiError> {
+    state
+        .store
+        .get_layer_version(&ctx.caller.account, &ctx.caller.region, name, version)
+        .await?
+        .ok_or_else(|| {
+            ApiError::ResourceNotFound(format!(
+                "Layer version {}:{version} does not exist.",
+                layer_arn(&ctx.caller.region, &ctx.caller.account, name)
+            ))
+        })
 }
 
 /// POST /2018-10-31/layers/{LayerName}/versions
@@ -182,7 +209,7 @@ pub(crate) async fn get_by_arn(
         ApiError::InvalidParameterValue(format!("{arn} is not a layer version ARN"))
     })?;
     if parsed.account != ctx.caller.account || parsed.region != ctx.caller.region {
-        return Err(not_found(ctx, &parsed.name, version));
+        return Err(not_found());
     }
     let stored = load(state, ctx, &parsed.name, version).await?;
     Ok(json(StatusCode::OK, &presented(state, ctx, &stored)))
@@ -323,7 +350,7 @@ struct AddPermissionRequest {
 fn check_revision(stored: &StoredLayerVersion, revision: Option<&str>) -> Result<(), ApiError> {
     match revision {
         Some(r) if r != stored.policy_revision => Err(ApiError::PreconditionFailed(
-            "The Revision Id provided does not match the latest Revision Id. Call the GetLayerVersionPolicy API to retrieve the latest Revision Id".into(),
+            "The Revision Id provided does not match the latest Revision Id. Call the GetLayerPolicy API to retrieve the latest Revision Id".into(),
         )),
         _ => Ok(()),
     }
@@ -388,7 +415,7 @@ pub(crate) async fn add_permission(
     } else {
         return Err(InputError::validation("principal", &principal, "Member must satisfy regular expression pattern: \\d{12}|\\*|arn:(aws[a-zA-Z-]*):iam::\\d{12}:root").into());
     };
-    let stored = load(state, ctx, &name, version).await?;
+    let stored = load_for_policy(state, ctx, &name, version).await?;
     check_revision(&stored, revision_id)?;
     let mut all = statements(&stored);
     if all.iter().any(|s| s["Sid"] == sid.as_str()) {
@@ -434,7 +461,7 @@ pub(crate) async fn get_policy(
 ) -> Result<Resp, ApiError> {
     let name = layer_name(ctx, name)?;
     let version = version_number(version)?;
-    let stored = load(state, ctx, &name, version).await?;
+    let stored = load_for_policy(state, ctx, &name, version).await?;
     let policy = stored.policy.clone().ok_or_else(|| {
         ApiError::ResourceNotFound("No policy is associated with the given resource.".into())
     })?;
@@ -455,7 +482,7 @@ pub(crate) async fn remove_permission(
 ) -> Result<Resp, ApiError> {
     let name = layer_name(ctx, name)?;
     let version = version_number(version)?;
-    let stored = load(state, ctx, &name, version).await?;
+    let stored = load_for_policy(state, ctx, &name, version).await?;
     check_revision(&stored, revision_id)?;
     let mut all = statements(&stored);
     let before = all.len();

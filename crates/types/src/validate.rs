@@ -221,14 +221,15 @@ fn check_common(
         if layers.len() > crate::layer::MAX_LAYERS_PER_FUNCTION {
             return Err(InputError::invalid("Cannot reference more than 5 layers."));
         }
-        for arn in layers {
-            if crate::layer::LayerArn::parse(arn).is_none_or(|a| a.version.is_none()) {
-                return Err(InputError::validation(
-                    "layers",
-                    arn,
-                    "Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+",
-                ));
-            }
+        if layers
+            .iter()
+            .any(|arn| crate::layer::LayerArn::parse(arn).is_none_or(|a| a.version.is_none()))
+        {
+            return Err(InputError::validation(
+                "layers",
+                &format!("[{}]", layers.join(", ")),
+                "Member must satisfy constraint: [Member must have length less than or equal to 140, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+]",
+            ));
         }
     }
     Ok(())

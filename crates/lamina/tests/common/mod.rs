@@ -703,3 +703,182 @@ pub async fn call(
         String::from_utf8_lossy(&log).into_owned(),
     )
 }
+
+// ---------------------------------------------------------------------------------------------
+// Versions, aliases and concurrency: a probe function, invokes that keep the response headers,
+// modelled success codes and throttling details.
+
+/// A Python handler (`app.handler`) whose `marker` identifies the code version. By default it
+/// reports what the function sees: `MY_VAR`, `AWS_LAMBDA_FUNCTION_VERSION`, the context's
+/// version and invoked ARN, the log stream and its process id. `{"action": "sleep",
+/// "seconds": s}` sleeps and reports its pid and start/end times; `{"action": "gate", "dir": d,
+/// "tag": t}` creates `d/t.started`, then waits (at most `max` seconds, default 30) until
+/// `d/release` exists, then reports its pid, marker and version.
+pub fn probe_zip(marker: &str) -> Vec<u8> {
+    python_zip(&PROBE.replace("@MARKER@", marker))
+}
+
+const PROBE: &str = r#"
+import os, time
+
+MARKER = "@MARKER@"
+
+def handler(event, context):
+    action = event.get("action", "probe") if isinstance(event, dict) else "probe"
+    if action == "sleep":
+        start = time.time()
+        time.sleep(event["seconds"])
+        return {"pid": os.getpid(), "start": start, "end": time.time()}
+    if action == "gate":
+        d = event["dir"]
+        with open(os.path.join(d, event["tag"] + ".started"), "w") as f:
+            f.write(str(os.getpid()))
+        release = os.path.join(d, "release")
+        deadline = time.time() + event.get("max", 30)
+        while not os.path.exists(release) and time.time() < deadline:
+            time.sleep(0.01)
+        return {
+            "pid": os.getpid(),
+            "released": os.path.exists(release),
+            "marker": MARKER,
+            "env_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+        }
+    return {
+        "marker": MARKER,
+        "my_var": os.environ.get("MY_VAR"),
+        "env_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"),
+        "context_version": context.function_version,
+        "invoked_arn": context.invoked_function_arn,
+        "log_stream": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+        "pid": os.getpid(),
+    }
+"#;
+
+/// A qualified ARN in the default account and `us-east-1`: `...:function:{name}:{qualifier}`.
+pub fn qualified_arn(name: &str, qualifier: &str) -> String {
+    format!("{}:{qualifier}", function_arn("us-east-1", name))
+}
+
+/// One successful synchronous invoke: `X-Amz-Executed-Version` and the JSON payload. Panics on a
+/// function error.
+pub async fn invoke_version(
+    client: &Client,
+    name: &str,
+    qualifier: Option<&str>,
+    event: serde_json::Value,
+) -> (String, serde_json::Value) {
+    let resp = client
+        .invoke()
+        .function_name(name)
+        .set_qualifier(qualifier.map(str::to_string))
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("invoke {name} (qualifier {qualifier:?}): {e:?}"));
+    assert_eq!(resp.status_code(), 200, "invoke {name}");
+    let body: serde_json::Value =
+        serde_json::from_slice(resp.payload().expect("payload").as_ref()).expect("JSON payload");
+    assert!(
+        resp.function_error().is_none(),
+        "invoke {name}: function error {body}"
+    );
+    (
+        resp.executed_version()
+            .expect("X-Amz-Executed-Version")
+            .to_string(),
+        body,
+    )
+}
+
+/// `(Version, FunctionArn)` of every entry of ListVersionsByFunction, through the SDK paginator.
+pub async fn list_versions(client: &Client, name: &str) -> Vec<(String, String)> {
+    client
+        .list_versions_by_function()
+        .function_name(name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .expect("list versions")
+        .into_iter()
+        .map(|c| {
+            (
+                c.version().unwrap_or_default().to_string(),
+                c.function_arn().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Records the HTTP status of the response an operation got, for operations whose modelled
+/// success code matters (the SDK accepts any 2xx). Attach with `.customize().interceptor(..)`.
+#[derive(Debug, Clone, Default)]
+pub struct StatusSpy(std::sync::Arc<std::sync::atomic::AtomicU16>);
+
+impl StatusSpy {
+    pub fn status(&self) -> u16 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl aws_sdk_lambda::config::Intercept for StatusSpy {
+    fn name(&self) -> &'static str {
+        "StatusSpy"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &aws_sdk_lambda::config::interceptors::BeforeDeserializationInterceptorContextRef<
+            '_,
+        >,
+        _runtime_components: &aws_sdk_lambda::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_lambda::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.store(
+            context.response().status().as_u16(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        Ok(())
+    }
+}
+
+/// What a failed call's raw response says: status, error code and message (as
+/// [`service_error`]), the body's `Reason` and the `Retry-After` header.
+#[derive(Debug)]
+pub struct ErrorDetails {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub reason: Option<String>,
+    pub retry_after: Option<String>,
+    pub body: serde_json::Value,
+}
+
+pub fn error_details<E>(
+    err: aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>,
+) -> ErrorDetails
+where
+    E: aws_sdk_lambda::error::ProvideErrorMetadata + std::fmt::Debug,
+{
+    match err {
+        aws_sdk_lambda::error::SdkError::ServiceError(se) => {
+            let raw = se.raw();
+            let body: serde_json::Value = raw
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .unwrap_or(serde_json::Value::Null);
+            let e = se.err();
+            ErrorDetails {
+                status: raw.status().as_u16(),
+                code: e.code().unwrap_or_default().to_string(),
+                message: e.message().unwrap_or_default().to_string(),
+                reason: body["Reason"].as_str().map(str::to_string),
+                retry_after: raw.headers().get("retry-after").map(str::to_string),
+                body,
+            }
+        }
+        other => panic!("expected a service error, got {other:?}"),
+    }
+}
