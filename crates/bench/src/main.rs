@@ -1,0 +1,326 @@
+//! `lamina-bench`: how fast lamina is, next to how fast the machine is.
+//!
+//! One run builds lamina and the fixtures (`cargo build --release -p lamina -p lamina-fixtures`,
+//! skipped with `--no-build`), starts its own `lamina serve` (temporary data directory,
+//! ephemeral port), deploys its own no-op functions through the Lambda API (Rust
+//! `provided.al2023`, Python `python3.12`, Node.js `nodejs20.x`) and prints one table in which
+//! every figure sits beside a floor measured in the same run, with the ratio to it:
+//!
+//! | module      | measures                                                  | floor                           |
+//! |-------------|-----------------------------------------------------------|---------------------------------|
+//! | [`floors`]  | the machine without lamina                                | —                               |
+//! | [`warm`]    | sync invokes over keep-alive at concurrency 1 and cores×4; CPU per invoke | HTTP round trip, same client |
+//! | [`cold`]    | invoke of a new environment, per runtime and isolation level | process spawn / bare interpreter |
+//! | [`event`]   | `Event` accept latency and rate, 202 → function start     | fdatasync, HTTP round trip      |
+//! | [`control`] | CreateFunction 1 MB / 40 MB, GetFunction, ListFunctions   | HTTP upload / round trip        |
+//! | [`memory`]  | lamina's RSS idle and with N warm environments            | lamina idle                     |
+//!
+//! Every request goes through one minimal HTTP/1.1 client ([`http`]: raw `TcpStream`,
+//! TCP_NODELAY, one write per request), the same one that measures the round-trip floor against
+//! this binary's `floor-server` mode (a minimal hyper server). The spawn floor runs this binary's
+//! `noop` mode. The bench asserts nothing about speed; it fails only when lamina misbehaves
+//! (an unexpected status, a function error, an event that never runs).
+//!
+//! `--json` prints the same rows as JSON; `--quick` runs every group with fewer samples
+//! (for CI, well under a minute).
+
+mod cold;
+mod control;
+mod event;
+mod floors;
+mod http;
+mod lamina;
+mod memory;
+mod procfs;
+mod report;
+mod setup;
+mod stats;
+mod warm;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::lamina::{FunctionSpec, Lamina};
+use crate::report::Report;
+use crate::setup::Setup;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lamina-bench",
+    about = "Benchmark lamina against floors measured on the same machine in the same run"
+)]
+struct Cli {
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Fewer samples in every group (CI smoke run, well under a minute).
+    #[arg(long)]
+    quick: bool,
+    /// Do not run `cargo build --release -p lamina -p lamina-fixtures` first.
+    #[arg(long)]
+    no_build: bool,
+    /// Where `lamina` and `rust-noop` are (default: the workspace's target/release).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    mode: Option<Mode>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// (internal) The round-trip floor: a minimal HTTP server on an ephemeral port.
+    #[command(hide = true)]
+    FloorServer,
+}
+
+/// How many samples each group takes.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) quick: bool,
+    /// Concurrency of the "many clients" runs: cores × 4.
+    pub(crate) many: usize,
+    pub(crate) warm_c1: usize,
+    pub(crate) warm_many: usize,
+    pub(crate) spawn: usize,
+    pub(crate) interpreter: usize,
+    pub(crate) fsync: usize,
+    pub(crate) cold: usize,
+    pub(crate) event_burst: usize,
+    pub(crate) event_seq: usize,
+    pub(crate) create_1mb: usize,
+    pub(crate) create_40mb: usize,
+    pub(crate) get: usize,
+    pub(crate) functions: usize,
+    pub(crate) list_passes: usize,
+    pub(crate) environments: usize,
+}
+
+impl Plan {
+    fn new(quick: bool, cores: usize) -> Plan {
+        let many = cores * 4;
+        if quick {
+            Plan {
+                quick,
+                many,
+                warm_c1: 1_000,
+                warm_many: 2_000,
+                spawn: 20,
+                interpreter: 5,
+                fsync: 20,
+                cold: 5,
+                event_burst: 200,
+                event_seq: 20,
+                create_1mb: 2,
+                create_40mb: 1,
+                get: 200,
+                functions: 100,
+                list_passes: 2,
+                environments: 10,
+            }
+        } else {
+            Plan {
+                quick,
+                many,
+                warm_c1: 10_000,
+                warm_many: 20_000,
+                spawn: 200,
+                interpreter: 30,
+                fsync: 200,
+                cold: 30,
+                event_burst: 2_000,
+                event_seq: 200,
+                create_1mb: 10,
+                create_40mb: 3,
+                get: 1_000,
+                functions: 1_000,
+                list_passes: 5,
+                environments: 100,
+            }
+        }
+    }
+}
+
+/// A function deployed for the measurements.
+#[derive(Debug, Clone)]
+pub(crate) struct Deployed {
+    /// As printed in the table, e.g. `rust no-op (provided.al2023)`.
+    pub(crate) label: String,
+    pub(crate) name: String,
+    /// The floor of its cold start: process spawn or bare interpreter start.
+    pub(crate) cold_floor: floors::StartFloor,
+}
+
+fn main() -> Result<()> {
+    // The spawn floor: exit before doing anything at all.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "noop") {
+        return Ok(());
+    }
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.mode {
+        Some(Mode::FloorServer) => rt.block_on(http::floor_server()),
+        None => rt.block_on(run(cli)),
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    progress("start");
+    let setup = setup::prepare(cli.no_build, cli.bin_dir)?;
+    let started = Instant::now();
+    let (busy_before, own_before) = (procfs::system_busy_ticks(), procfs::own_tree_ticks());
+    let plan = Plan::new(cli.quick, setup.machine.cores);
+    let mode = if plan.quick { "quick" } else { "full" };
+    let mut report = Report::default();
+    if plan.quick {
+        report.note(format!(
+            "quick run: fewer samples everywhere; {} functions for ListFunctions instead of 1000, \
+             {} warm environments for memory instead of 100",
+            plan.functions, plan.environments
+        ));
+    }
+
+    progress("floors");
+    let floor_server = floors::FloorServer::start(&setup.bench).await?;
+    let fl = floors::measure(&setup, &plan, &floor_server, &mut report).await?;
+
+    let mut lamina = Lamina::start(&setup.lamina).await?;
+    let result = measure_on(&setup, &plan, &fl, &floor_server, &lamina, &mut report).await;
+    if result.is_err() {
+        lamina.post_mortem();
+    }
+    lamina.stop().await;
+    result?;
+
+    progress("memory");
+    memory::run(&setup, &plan, &mut report).await?;
+    floor_server.stop().await;
+
+    // Whatever else ran on the machine meanwhile skews every figure: say how much there was.
+    let busy = procfs::system_busy_ticks().saturating_sub(busy_before);
+    let own = procfs::own_tree_ticks().saturating_sub(own_before);
+    // Tick rounding can make this slightly negative on an idle machine.
+    let others = ((busy as f64 - own as f64) / 100.0 / started.elapsed().as_secs_f64()).max(0.0);
+    report.note(format!(
+        "other processes on the machine used {others:.2} of its {} cores on average during \
+         the measurements (busy CPU time from /proc/stat minus the bench's own tree)",
+        setup.machine.cores
+    ));
+
+    report.note(format!(
+        "measuring took {:.0} s (after building and lamina doctor)",
+        started.elapsed().as_secs_f64()
+    ));
+    if cli.json {
+        let out = report.to_json(setup.header_json(mode));
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}\n{}", setup.header_text(mode), report.to_table());
+    }
+    Ok(())
+}
+
+/// Every group that runs on the one shared lamina.
+async fn measure_on(
+    setup: &Setup,
+    plan: &Plan,
+    fl: &floors::Floors,
+    floor_server: &floors::FloorServer,
+    lamina: &Lamina,
+    report: &mut Report,
+) -> Result<()> {
+    progress("deploying the no-op functions");
+    let deployed = deploy(setup, fl, lamina, report).await?;
+    for level in &setup.isolation {
+        progress("warm invokes");
+        warm::run(plan, fl, lamina, &deployed, level, report).await?;
+        progress("cold starts");
+        cold::run(plan, lamina, &deployed, level, report).await?;
+    }
+    progress("async invokes");
+    event::run(setup, plan, fl, lamina, report).await?;
+    progress("control plane");
+    report.add(
+        report::Row::new(
+            report::Section::Control,
+            "lamina serve: spawn to \"listening\" line",
+            "once",
+            lamina.start_time.as_secs_f64(),
+            report::Unit::Secs,
+        )
+        .n(1)
+        .vs(&fl.spawn.p50),
+    );
+    control::run(plan, fl, floor_server, lamina, report).await?;
+    Ok(())
+}
+
+/// Create the three no-ops (those whose interpreter exists) and wait until they are Active.
+async fn deploy(
+    setup: &Setup,
+    fl: &floors::Floors,
+    lamina: &Lamina,
+    report: &mut Report,
+) -> Result<Vec<Deployed>> {
+    let mut api = lamina.api().await?;
+    let rust_zip = lamina::rust_noop_zip(&setup.rust_noop)?;
+    let python_zip = lamina::zip(&[("app.py", lamina::PYTHON_NOOP.as_bytes(), 0o644)])?;
+    let node_zip = lamina::zip(&[("index.js", lamina::NODE_NOOP.as_bytes(), 0o644)])?;
+    let mut out = Vec::new();
+    let candidates = [
+        (
+            "rust",
+            "provided.al2023",
+            "bootstrap",
+            &rust_zip,
+            Some(&fl.spawn),
+        ),
+        (
+            "python",
+            "python3.12",
+            "app.handler",
+            &python_zip,
+            fl.python.as_ref(),
+        ),
+        (
+            "node",
+            "nodejs20.x",
+            "index.handler",
+            &node_zip,
+            fl.node.as_ref(),
+        ),
+    ];
+    for (short, runtime, handler, zip, floor) in candidates {
+        let Some(floor) = floor else {
+            report.note(format!(
+                "{runtime}: no interpreter on this host (lamina doctor); not measured"
+            ));
+            continue;
+        };
+        let name = format!("bench-noop-{short}");
+        api.create_active(&FunctionSpec {
+            name: &name,
+            runtime,
+            handler,
+            zip,
+        })
+        .await?;
+        out.push(Deployed {
+            label: format!("{short} no-op ({runtime})"),
+            name,
+            cold_floor: floor.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// A progress line on stderr, with the time since the run started.
+pub(crate) fn progress(what: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("lamina-bench [{t:6.1} s] {what}");
+}
