@@ -30,13 +30,14 @@ impl Interpreters {
         let mut map = BTreeMap::new();
         // Each candidate is run once to learn the real executable behind it (version-manager
         // shims such as pyenv's may exist on PATH and still fail to run).
-        let mut probed: BTreeMap<PathBuf, Option<PathBuf>> = BTreeMap::new();
+        // Every candidate on PATH, per runtime, in order of preference.
+        let mut wanted: Vec<(&str, Vec<PathBuf>, &'static [&'static str])> = Vec::new();
         for runtime in SERVED_RUNTIMES {
             if let Some(p) = overrides.get(*runtime) {
                 map.insert(runtime.to_string(), p.clone());
                 continue;
             }
-            let (candidates, probe): (Vec<String>, &[&str]) = match family(runtime) {
+            let (names, probe): (Vec<String>, &'static [&'static str]) = match family(runtime) {
                 Some(RuntimeFamily::Python) => (
                     vec![runtime.to_string(), "python3".to_string()],
                     &["-c", "import sys; print(sys.executable)"],
@@ -50,16 +51,32 @@ impl Interpreters {
                 }
                 _ => continue,
             };
-            let found = candidates
+            let found = names.iter().filter_map(|n| which(path, n)).collect();
+            wanted.push((runtime, found, probe));
+        }
+        // Each distinct candidate is run once, all at the same time (version-manager shims
+        // can take a few hundred milliseconds each).
+        let mut unique: BTreeMap<PathBuf, &'static [&'static str]> = BTreeMap::new();
+        for (_, candidates, probe) in &wanted {
+            for c in candidates {
+                unique.entry(c.clone()).or_insert(probe);
+            }
+        }
+        let probed: BTreeMap<PathBuf, Option<PathBuf>> = std::thread::scope(|s| {
+            let running: Vec<_> = unique
                 .iter()
-                .filter_map(|c| which(path, c))
-                .find_map(|c| {
-                    probed
-                        .entry(c.clone())
-                        .or_insert_with(|| real_executable(&c, probe))
-                        .clone()
-                });
-            if let Some(found) = found {
+                .map(|(c, probe)| (c.clone(), s.spawn(move || real_executable(c, probe))))
+                .collect();
+            running
+                .into_iter()
+                .map(|(c, h)| (c, h.join().ok().flatten()))
+                .collect()
+        });
+        for (runtime, candidates, _) in wanted {
+            if let Some(found) = candidates
+                .iter()
+                .find_map(|c| probed.get(c).cloned().flatten())
+            {
                 map.insert(runtime.to_string(), found);
             }
         }
