@@ -560,7 +560,15 @@ async fn context_and_client_context_reach_the_function() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(service_error(e).0, 400);
+    let (status, code, msg) = service_error(e);
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "InvalidRequestContentException")
+    );
+    assert_eq!(
+        msg,
+        "Client context must be a valid Base64-encoded JSON object."
+    );
 }
 
 #[tokio::test]

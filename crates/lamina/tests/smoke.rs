@@ -73,3 +73,29 @@ async fn a_relative_data_directory_works() {
     assert!(err.is_none(), "{body}");
     assert_eq!(body, "ok");
 }
+
+#[tokio::test]
+async fn an_unknown_route_is_an_aws_shaped_404() {
+    let server = Server::start();
+    let url = format!("{}/2015-03-31/nothing-here", server.endpoint);
+    let resp = tokio::task::spawn_blocking(move || http_get(&url))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 404);
+    let header = |name: &str| {
+        resp.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        header("x-amzn-ErrorType").as_deref(),
+        Some("UnknownOperationException")
+    );
+    assert!(header("x-amzn-RequestId").is_some_and(|id| id.len() == 36));
+    let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(
+        body["Message"],
+        "lamina does not serve GET /2015-03-31/nothing-here"
+    );
+}
