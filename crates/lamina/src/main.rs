@@ -156,6 +156,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             "recovered state from the last run"
         );
     }
+    let pool = invoker.pool().clone();
     let state = Arc::new(ApiState {
         store,
         blobs,
@@ -177,6 +178,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         _ = lamina_api::serve(listener, state) => {}
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    pool.shutdown().await;
     Ok(())
 }
 

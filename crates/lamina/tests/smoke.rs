@@ -99,3 +99,27 @@ async fn an_unknown_route_is_an_aws_shaped_404() {
         "lamina does not serve GET /2015-03-31/nothing-here"
     );
 }
+
+#[tokio::test]
+async fn a_clean_stop_leaves_no_function_process_behind() {
+    let mut server = Server::start();
+    let client = server.client();
+    create(
+        &client,
+        "stopped",
+        Runtime::Python312,
+        "app.handler",
+        python_zip("import os\ndef handler(event, context):\n    return os.getpid()\n"),
+    )
+    .await;
+    let (pid, _, _) = call(&client, "stopped", serde_json::json!({})).await;
+    let pid = pid.as_u64().unwrap();
+    server.stop();
+    // Killed and reaped: not even a zombie is left.
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the environment's process to be gone",
+        || async { (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(()) },
+    )
+    .await;
+}

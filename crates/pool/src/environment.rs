@@ -189,6 +189,12 @@ impl Environment {
         }
     }
 
+    /// Kill the process tree and wait (bounded) until its first process is reaped.
+    pub(crate) async fn stop(mut self) {
+        self.process.kill();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.process.wait()).await;
+    }
+
     /// Whether the environment can take another invocation.
     pub(crate) fn is_usable(&mut self) -> bool {
         self.healthy && !self.process.has_exited()

@@ -372,6 +372,18 @@ impl Pool {
         }
     }
 
+    /// Stop every idle environment and reap its processes (at shutdown, so none is left
+    /// behind as a zombie).
+    pub async fn shutdown(&self) {
+        let all: Vec<Environment> = lock(&self.inner.idle)
+            .drain()
+            .flat_map(|(_, list)| list)
+            .collect();
+        for env in all {
+            env.stop().await;
+        }
+    }
+
     /// How many environments are idle now.
     pub fn idle_count(&self) -> usize {
         lock(&self.inner.idle).values().map(Vec::len).sum()
