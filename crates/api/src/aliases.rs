@@ -14,9 +14,8 @@ use lamina_types::validate::InputError;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::functions::{
-    decode_marker, encode_marker, load, not_found, page_limit, resolve_unqualified, revision,
-};
+use crate::functions::{load, not_found, resolve_unqualified, revision};
+use crate::page::{with_next, Page};
 use crate::{empty, json, parse_json, ApiState, Ctx, Resp};
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -232,11 +231,8 @@ pub(crate) async fn list(
     if state.store.get_function(&key).await?.is_none() {
         return Err(not_found(&key, None));
     }
-    let limit = page_limit(max_items.as_deref())?;
-    let after = match marker.as_deref() {
-        None | Some("") => None,
-        Some(m) => Some(decode_marker(m)?),
-    };
+    let page_request = Page::parse(marker.as_deref(), max_items.as_deref())?;
+    let (limit, after) = (page_request.limit, page_request.after.clone());
     let mut page: Vec<AliasConfiguration> = state
         .store
         .list_aliases(&key)
@@ -250,13 +246,8 @@ pub(crate) async fn list(
         .filter(|a| after.as_deref().is_none_or(|after| a.name.as_str() > after))
         .take(limit + 1)
         .collect();
-    let next = (page.len() > limit).then(|| {
-        page.truncate(limit);
-        encode_marker(&page[limit - 1].name)
-    });
+    let next = page_request.cut(&mut page, |item| item.name.to_string());
     let mut out = json!({ "Aliases": page });
-    if let Some(next) = next {
-        out["NextMarker"] = json!(next);
-    }
+    with_next(&mut out, next);
     Ok(json(StatusCode::OK, &out))
 }

@@ -11,7 +11,7 @@ use crate::{empty, json, parse_json, ApiState, Ctx, Resp};
 use lamina_types::validate::InputError;
 
 /// What must stay unreserved of the account's concurrency limit.
-const MIN_UNRESERVED: u64 = 100;
+pub(crate) const MIN_UNRESERVED: u64 = 100;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -31,12 +31,11 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::error::ApiError;
+use crate::page::{with_next, Page};
 use crate::{empty, json, parse_json, ApiState, Ctx, Resp};
 
 /// How long a `Code.Location` URL stays valid.
 const CODE_URL_LIFETIME_S: i64 = 600;
-/// ListFunctions never returns more than this per page.
-const MAX_PAGE: usize = 50;
 
 /// Resolve a path's function name for the caller; the qualifier may come from the name or the
 /// query.
@@ -415,11 +414,8 @@ pub(crate) async fn list(
     marker: Option<String>,
     max_items: Option<String>,
 ) -> Result<Resp, ApiError> {
-    let limit = page_limit(max_items.as_deref())?;
-    let after = match marker.as_deref() {
-        None | Some("") => None,
-        Some(m) => Some(decode_marker(m)?),
-    };
+    let page_request = Page::parse(marker.as_deref(), max_items.as_deref())?;
+    let (limit, after) = (page_request.limit, page_request.after.clone());
     let mut page = state
         .store
         .list_functions(
@@ -429,10 +425,7 @@ pub(crate) async fn list(
             limit + 1,
         )
         .await?;
-    let next = (page.len() > limit).then(|| {
-        page.truncate(limit);
-        encode_marker(&page[limit - 1].key.name)
-    });
+    let next = page_request.cut(&mut page, |item| item.key.name.to_string());
     let functions: Vec<FunctionConfiguration> = page
         .into_iter()
         .map(|v| {
@@ -448,53 +441,8 @@ pub(crate) async fn list(
         })
         .collect();
     let mut out = json!({ "Functions": functions });
-    if let Some(next) = next {
-        out["NextMarker"] = json!(next);
-    }
+    with_next(&mut out, next);
     Ok(json(StatusCode::OK, &out))
-}
-
-/// `MaxItems` (1-10000) as a page size, at most [`MAX_PAGE`].
-pub(crate) fn page_limit(max_items: Option<&str>) -> Result<usize, ApiError> {
-    Ok(match max_items {
-        None => MAX_PAGE,
-        Some(m) => match m.parse::<i64>() {
-            Ok(n) if (1..=10_000).contains(&n) => (n as usize).min(MAX_PAGE),
-            Ok(n) if n > 10_000 => {
-                return Err(InputError::validation(
-                    "maxItems",
-                    m,
-                    "Member must have value less than or equal to 10000",
-                )
-                .into())
-            }
-            Ok(_) => {
-                return Err(InputError::validation(
-                    "maxItems",
-                    m,
-                    "Member must have value greater than or equal to 1",
-                )
-                .into())
-            }
-            Err(_) => {
-                return Err(ApiError::InvalidParameterValue(format!(
-                    "MaxItems must be an integer: {m}"
-                )))
-            }
-        },
-    })
-}
-
-pub(crate) fn encode_marker(name: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name)
-}
-
-pub(crate) fn decode_marker(marker: &str) -> Result<String, ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(marker)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::InvalidParameterValue(format!("Invalid Marker: {marker}")))
 }
 
 /// Refuse an update while the function is still being created or updated, or when the

@@ -18,9 +18,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
-use crate::functions::{
-    accept_package, code_url, decode_marker, encode_marker, page_limit, revision,
-};
+use crate::functions::{accept_package, code_url, revision};
+use crate::page::{with_next, Page};
 use crate::{empty, json, parse_json, ApiState, Ctx, Resp};
 
 /// A layer name from the path: a name or a layer ARN of the caller's account and region.
@@ -240,14 +239,16 @@ pub(crate) async fn list_versions(
     max_items: Option<String>,
 ) -> Result<Resp, ApiError> {
     let name = layer_name(ctx, name)?;
-    let limit = page_limit(max_items.as_deref())?;
-    let after: Option<u64> = match marker.as_deref() {
-        None | Some("") => None,
-        Some(m) => Some(
-            decode_marker(m)?
-                .parse()
-                .map_err(|_| ApiError::InvalidParameterValue(format!("Invalid Marker: {m}")))?,
-        ),
+    let page_request = Page::parse(marker.as_deref(), max_items.as_deref())?;
+    let limit = page_request.limit;
+    let after: Option<u64> = match page_request.after.as_deref() {
+        None => None,
+        Some(a) => Some(a.parse().map_err(|_| {
+            ApiError::InvalidParameterValue(format!(
+                "Invalid Marker: {}",
+                marker.unwrap_or_default()
+            ))
+        })?),
     };
     let mut page: Vec<LayerVersion> = state
         .store
@@ -259,14 +260,9 @@ pub(crate) async fn list_versions(
         .filter(|l| after.is_none_or(|a| l.version < a))
         .take(limit + 1)
         .collect();
-    let next = (page.len() > limit).then(|| {
-        page.truncate(limit);
-        encode_marker(&page[limit - 1].version.to_string())
-    });
+    let next = page_request.cut(&mut page, |item| item.version.to_string());
     let mut out = json!({ "LayerVersions": page.iter().map(list_item).collect::<Vec<_>>() });
-    if let Some(next) = next {
-        out["NextMarker"] = json!(next);
-    }
+    with_next(&mut out, next);
     Ok(json(StatusCode::OK, &out))
 }
 
@@ -278,11 +274,8 @@ pub(crate) async fn list_layers(
     marker: Option<String>,
     max_items: Option<String>,
 ) -> Result<Resp, ApiError> {
-    let limit = page_limit(max_items.as_deref())?;
-    let after = match marker.as_deref() {
-        None | Some("") => None,
-        Some(m) => Some(decode_marker(m)?),
-    };
+    let page_request = Page::parse(marker.as_deref(), max_items.as_deref())?;
+    let after = page_request.after.clone();
     let all = state
         .store
         .list_layer_versions(&ctx.caller.account, &ctx.caller.region, None)
@@ -301,10 +294,7 @@ pub(crate) async fn list_layers(
         }
         layers.push((name, stored.layer));
     }
-    let next = (layers.len() > limit).then(|| {
-        layers.truncate(limit);
-        encode_marker(&layers[limit - 1].0)
-    });
+    let next = page_request.cut(&mut layers, |item| item.0.to_string());
     let items: Vec<Value> = layers
         .iter()
         .map(|(name, latest)| {
@@ -316,9 +306,7 @@ pub(crate) async fn list_layers(
         })
         .collect();
     let mut out = json!({ "Layers": items });
-    if let Some(next) = next {
-        out["NextMarker"] = json!(next);
-    }
+    with_next(&mut out, next);
     Ok(json(StatusCode::OK, &out))
 }
 

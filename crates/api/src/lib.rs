@@ -17,6 +17,7 @@ mod functions;
 mod invoke;
 mod layers;
 pub mod operation;
+mod page;
 pub mod provisioned;
 mod tags;
 mod versions;

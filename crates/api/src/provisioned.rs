@@ -17,14 +17,11 @@ use lamina_types::validate::InputError;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::concurrency::MIN_UNRESERVED;
 use crate::error::ApiError;
-use crate::functions::{
-    decode_marker, encode_marker, load, not_found, page_limit, resolve_unqualified,
-};
+use crate::functions::{load, not_found, resolve_unqualified};
+use crate::page::{with_next, Page};
 use crate::{empty, json, parse_json, ApiState, Ctx, Resp};
-
-/// What must stay unreserved of the account's concurrency limit.
-const MIN_UNRESERVED: u64 = 100;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -230,11 +227,8 @@ pub(crate) async fn list(
     if state.store.get_function(&key).await?.is_none() {
         return Err(not_found(&key, None));
     }
-    let limit = page_limit(max_items.as_deref())?;
-    let after = match marker.as_deref() {
-        None | Some("") => None,
-        Some(m) => Some(decode_marker(m)?),
-    };
+    let page_request = Page::parse(marker.as_deref(), max_items.as_deref())?;
+    let (limit, after) = (page_request.limit, page_request.after.clone());
     let mut page: Vec<ProvisionedConcurrencyConfig> = state
         .store
         .list_provisioned(Some(&key))
@@ -244,10 +238,7 @@ pub(crate) async fn list(
         .filter(|c| after.as_deref().is_none_or(|a| c.qualifier.as_str() > a))
         .take(limit + 1)
         .collect();
-    let next = (page.len() > limit).then(|| {
-        page.truncate(limit);
-        encode_marker(&page[limit - 1].qualifier)
-    });
+    let next = page_request.cut(&mut page, |item| item.qualifier.to_string());
     let items: Vec<serde_json::Value> = page
         .iter()
         .map(|c| {
@@ -257,8 +248,6 @@ pub(crate) async fn list(
         })
         .collect();
     let mut out = json!({ "ProvisionedConcurrencyConfigs": items });
-    if let Some(next) = next {
-        out["NextMarker"] = json!(next);
-    }
+    with_next(&mut out, next);
     Ok(json(StatusCode::OK, &out))
 }

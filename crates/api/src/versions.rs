@@ -11,10 +11,8 @@ use lamina_types::validate::InputError;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::functions::{
-    decode_marker, encode_marker, load, not_found, page_limit, resolve_unqualified, revision,
-    spawn_settle,
-};
+use crate::functions::{load, not_found, resolve_unqualified, revision, spawn_settle};
+use crate::page::{with_next, Page};
 use crate::{json, parse_json, ApiState, Ctx, Resp};
 
 /// POST /2015-03-31/functions/{FunctionName}/versions
@@ -102,19 +100,13 @@ pub(crate) async fn list(
     if state.store.get_function(&key).await?.is_none() {
         return Err(not_found(&key, None));
     }
-    let limit = page_limit(max_items.as_deref())?;
-    let after = match marker.as_deref() {
-        None | Some("") => None,
-        Some(m) => Some(decode_marker(m)?),
-    };
+    let page_request = Page::parse(marker.as_deref(), max_items.as_deref())?;
+    let (limit, after) = (page_request.limit, page_request.after.clone());
     let mut page = state
         .store
         .list_versions(&key, after.as_deref(), limit + 1)
         .await?;
-    let next = (page.len() > limit).then(|| {
-        page.truncate(limit);
-        encode_marker(&page[limit - 1].config.version)
-    });
+    let next = page_request.cut(&mut page, |item| item.config.version.to_string());
     let versions: Vec<_> = page
         .into_iter()
         .map(|v| {
@@ -124,8 +116,6 @@ pub(crate) async fn list(
         })
         .collect();
     let mut out = json!({ "Versions": versions });
-    if let Some(next) = next {
-        out["NextMarker"] = json!(next);
-    }
+    with_next(&mut out, next);
     Ok(json(StatusCode::OK, &out))
 }
