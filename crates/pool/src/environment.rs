@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use lamina_runtime_api::{InitSignal, Invocation, Outcome, RuntimeApi};
-use lamina_sandbox::{Exit, Process, SandboxSpec, SpawnError};
+use lamina_sandbox::{Exit, Isolation, Limits, Mount, Network, Process, SandboxSpec, SpawnError};
 use lamina_types::function::FunctionVersion;
 use lamina_types::invoke::{PlatformError, LOG_TAIL_BYTES};
 use lamina_types::runtime::{family, RuntimeFamily};
 
 use crate::logs::{stream_path, LogStream};
-use crate::runtimes::{command, merged_layers, CommandError};
+use crate::runtimes::{command, interpreter_prefix, merged_layers, CommandError, View};
 use crate::{FunctionOutcome, InvokeParams, InvokeResult, PoolConfig, ProvisionedSlot};
 
 /// A started environment, idle or in use.
@@ -86,14 +86,18 @@ impl Environment {
                 )
             })?)
         };
-        let cmd = command(
-            runtime,
-            task_root,
-            opt.as_deref(),
-            &cfg.runtime_dir,
-            &cfg.interpreters,
-        )
-        .map_err(|e| match e {
+        let isolation = cfg.sandbox.isolation();
+        let sandboxed = isolation == Isolation::Namespace;
+        let view = if sandboxed {
+            View::lambda(opt.is_some())
+        } else {
+            View {
+                task_root: task_root.clone(),
+                opt: opt.clone(),
+                runtime_dir: cfg.runtime_dir.clone(),
+            }
+        };
+        let cmd = command(runtime, task_root, &view, &cfg.interpreters).map_err(|e| match e {
             CommandError::Unsupported(_) => {
                 platform_failure("Runtime.InvalidRuntime", &e.to_string())
             }
@@ -101,6 +105,26 @@ impl Environment {
                 platform_failure("Runtime.InvalidEntrypoint", &e.to_string())
             }
         })?;
+        let mut mounts = Vec::new();
+        if sandboxed {
+            let ro = |source: &Path, target: &Path| Mount {
+                source: source.to_path_buf(),
+                target: target.to_path_buf(),
+                writable: false,
+            };
+            mounts.push(ro(task_root, &view.task_root));
+            if let (Some(host), Some(seen)) = (&opt, &view.opt) {
+                mounts.push(ro(host, seen));
+            }
+            mounts.push(ro(&cfg.runtime_dir, &view.runtime_dir));
+            if family(runtime) != Some(RuntimeFamily::Provided) {
+                if let Some(prefix) = interpreter_prefix(&cmd.program) {
+                    mounts.push(ro(&prefix, &prefix));
+                }
+            }
+        }
+        let memory_mb = u64::from(version.config.memory_size);
+        let cpu_share = Limits::cpu_for_memory(memory_mb);
         let spec = SandboxSpec {
             program: cmd.program,
             args: cmd.args,
@@ -110,11 +134,20 @@ impl Environment {
                 &api.addr().to_string(),
                 &stream,
                 provisioned.is_some(),
-                opt.as_deref(),
+                &view,
+                sandboxed,
             ),
-            cwd: task_root.clone(),
+            cwd: view.task_root.clone(),
+            isolation,
+            network: Network::Host,
+            mounts,
+            memory_mb,
+            tmp_mb: u64::from(version.config.ephemeral_storage.size),
+            // Init runs with at least one full vCPU; invocations get Lambda's share
+            // (MemorySize / 1769 vCPUs), set once init is done.
+            cpu_millis: cpu_share.max(1000),
         };
-        let (mut process, pipe) = Process::spawn(&spec).map_err(|e| {
+        let (mut process, pipe) = cfg.sandbox.spawn(&spec).await.map_err(|e| {
             let reason = match &e {
                 SpawnError::NotFound { program } => format!(
                     "RequestId: {request_id} Error: fork/exec {}: no such file or directory",
@@ -124,7 +157,9 @@ impl Environment {
                     "RequestId: {request_id} Error: fork/exec {}: permission denied",
                     program.display()
                 ),
-                SpawnError::Other { .. } => format!("RequestId: {request_id} Error: {e}"),
+                SpawnError::Other { .. } | SpawnError::Unavailable { .. } => {
+                    format!("RequestId: {request_id} Error: {e}")
+                }
             };
             platform_failure("Runtime.InvalidEntrypoint", &reason)
         })?;
@@ -152,19 +187,28 @@ impl Environment {
             }
         };
         match outcome {
-            Some(Ok(InitSignal::Ready)) => Ok(Environment {
-                version,
-                process,
-                api,
-                logs,
-                // A provisioned environment's init is not part of any invocation.
-                init_duration: provisioned.is_none().then(|| started.elapsed()),
-                last_used: Instant::now(),
-                provisioned,
-                healthy: true,
-                peak_memory_mb: 0,
-                memory_sampled: None,
-            }),
+            Some(Ok(InitSignal::Ready)) => {
+                if cpu_share < 1000 {
+                    process.set_cpu(cpu_share);
+                }
+                if provisioned.is_some() {
+                    // Started ahead of time: frozen until its first invocation.
+                    process.freeze();
+                }
+                Ok(Environment {
+                    version,
+                    process,
+                    api,
+                    logs,
+                    // A provisioned environment's init is not part of any invocation.
+                    init_duration: provisioned.is_none().then(|| started.elapsed()),
+                    last_used: Instant::now(),
+                    provisioned,
+                    healthy: true,
+                    peak_memory_mb: 0,
+                    memory_sampled: None,
+                })
+            }
             Some(Ok(InitSignal::Error { error_type, body })) => {
                 process.kill();
                 logs.drain_to_end(Duration::from_millis(200)).await;
@@ -184,7 +228,12 @@ impl Environment {
                 logs.drain_to_end(Duration::from_millis(200)).await;
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
-                Err(failure(&logs, "Runtime.ExitError", &message))
+                let error_type = if process.out_of_memory() {
+                    "Runtime.OutOfMemory"
+                } else {
+                    "Runtime.ExitError"
+                };
+                Err(failure(&logs, error_type, &message))
             }
         }
     }
@@ -206,6 +255,7 @@ impl Environment {
         let timeout = Duration::from_secs(u64::from(self.version.config.timeout));
         let started = Instant::now();
         let deadline_ms = Utc::now().timestamp_millis() as u64 + timeout.as_millis() as u64;
+        self.process.thaw();
         self.logs.begin_capture();
         self.logs.platform_line(&format!(
             "START RequestId: {request_id} Version: {}",
@@ -263,6 +313,12 @@ impl Environment {
             }
         };
         let duration = started.elapsed();
+        if self.healthy && self.process.out_of_memory() {
+            // The memory cgroup killed a process of this environment (cgroup v1 kills one
+            // process, not the tree): the environment is not trusted again.
+            self.healthy = false;
+            self.process.kill();
+        }
         if self.healthy {
             self.logs.drain();
         }
@@ -285,6 +341,10 @@ impl Environment {
         self.logs.platform_line(&report);
         let log_tail = self.logs.end_capture(LOG_TAIL_BYTES);
         self.last_used = Instant::now();
+        if self.healthy {
+            // Idle environments use no CPU until their next invocation.
+            self.process.freeze();
+        }
         InvokeResult {
             executed_version: self.version.version().to_string(),
             outcome,
@@ -313,7 +373,12 @@ impl Environment {
         self.logs.drain_to_end(Duration::from_millis(200)).await;
         let message = format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
         self.logs.platform_line(&message);
-        platform_error("Runtime.ExitError", &message)
+        let error_type = if self.process.out_of_memory() {
+            "Runtime.OutOfMemory"
+        } else {
+            "Runtime.ExitError"
+        };
+        platform_error(error_type, &message)
     }
 }
 
@@ -376,14 +441,18 @@ fn environment_variables(
     runtime_api: &str,
     stream: &str,
     provisioned: bool,
-    opt: Option<&Path>,
+    view: &View,
+    sandboxed: bool,
 ) -> Vec<(String, String)> {
     let c = &v.config;
     let runtime = c.runtime.as_deref().unwrap_or_default();
-    let task_root = v.code_dir.display().to_string();
-    let runtime_dir = cfg.runtime_dir.display().to_string();
+    let task_root = view.task_root.display().to_string();
+    let runtime_dir = view.runtime_dir.display().to_string();
     // The layers' directory: /opt in a sandbox; the merged directory itself in a plain process.
-    let opt_dir = opt.map_or_else(|| "/opt".to_string(), |p| p.display().to_string());
+    let opt_dir = view
+        .opt
+        .as_ref()
+        .map_or_else(|| "/opt".to_string(), |p| p.display().to_string());
     let mut env: Vec<(String, String)> = vec![
         (
             "PATH".into(),
@@ -404,7 +473,7 @@ fn environment_variables(
             format!("{opt_dir}/nodejs/node{major}/node_modules:{opt_dir}/nodejs/node_modules:{runtime_dir}/node_modules"),
         ));
     }
-    if let Some(opt) = opt {
+    if let (Some(opt), false) = (&view.opt, sandboxed) {
         env.push(("LAMINA_OPT_DIR".into(), opt.display().to_string()));
     }
     // The function's own variables may replace the defaults above...

@@ -28,6 +28,7 @@ use lamina_types::names::FunctionKey;
 use lamina_types::runtime::{family, RuntimeFamily};
 
 use environment::Environment;
+use lamina_sandbox::Sandbox;
 pub use logs::stream_path;
 pub use runtimes::Interpreters;
 
@@ -61,6 +62,8 @@ pub struct PoolConfig {
     pub bind_ip: IpAddr,
     /// Credentials functions see.
     pub credentials: Credentials,
+    /// Where environments run (the isolation level in force).
+    pub sandbox: Arc<Sandbox>,
 }
 
 /// What the runtime is told about one invocation.

@@ -332,6 +332,15 @@ impl Cgroups {
     }
 }
 
+impl Cgroups {
+    /// Remove the daemon's base directories (when it stops; only empty ones can go).
+    pub fn remove_base(&self) {
+        for base in self.v1.values().chain(self.v2.iter()) {
+            let _ = fs::remove_dir(base);
+        }
+    }
+}
+
 /// Make our base directory in the v2 tree and enable the controllers we want for it.
 fn prepare_v2(own: &Path, base_name: &str) -> io::Result<(PathBuf, Vec<String>)> {
     let available = fs::read_to_string(own.join("cgroup.controllers"))?;

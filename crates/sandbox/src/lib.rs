@@ -433,6 +433,14 @@ impl Sandbox {
     }
 }
 
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(cg) = &self.cgroups {
+            cg.remove_base();
+        }
+    }
+}
+
 /// Removes an environment's cgroup if the spawn fails half-way.
 struct CgroupGuard(Option<EnvCgroup>);
 
