@@ -19,7 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use lamina_api::ApiState;
 use lamina_invoke::Invoker;
 use lamina_pool::{Credentials, Interpreters, Pool, PoolConfig};
-use lamina_sandbox::{HelperCommand, Isolation, Sandbox, SandboxConfig};
+use lamina_sandbox::{HelperCommand, Isolation, Network, Sandbox, SandboxConfig};
 use lamina_store::sqlite::SqliteStore;
 use lamina_store::Store;
 
@@ -52,6 +52,10 @@ struct SandboxArgs {
     /// default, where the kernel allows it) or `process` (plain child processes).
     #[arg(long, env = "LAMINA_ISOLATION", default_value = "namespace")]
     isolation: Isolation,
+    /// Network of sandboxed environments: `host` (as on Lambda) or `none` (an empty network
+    /// namespace of their own; the Runtime API is still reachable on 127.0.0.1:9001).
+    #[arg(long, env = "LAMINA_NETWORK", default_value = "host")]
+    network: Network,
 }
 
 impl SandboxArgs {
@@ -201,6 +205,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
             session_token: "lamina-function-session".into(),
         },
         sandbox,
+        network: args.sandbox.network,
     });
     let invoker = Invoker::new(store.clone(), pool, args.concurrency_limit);
     let settled = lamina_api::settle_all(store.clone(), &invoker).await?;

@@ -127,6 +127,12 @@ def handler(event, context):
     if a == "linger":
         subprocess.Popen(["/bin/sleep", "300"])
         time.sleep(300)
+    if a == "net":
+        import socket
+        ifaces = [l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:]]
+        def connect():
+            socket.create_connection((event["host"], event["port"]), timeout=2).close()
+        return {"interfaces": ifaces, "connect": attempt(connect)}
     if a == "stream":
         time.sleep(event.get("seconds", 0))
         return {"stream": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
@@ -658,4 +664,86 @@ async fn idle_stopped_and_killed_servers_leave_nothing_running() {
         || async { processes_with(&marker).is_empty().then_some(()) },
     )
     .await;
+}
+
+/// Host and port of the server's Lambda API, which a function on the host's network reaches.
+fn api_port(server: &Server) -> u16 {
+    server.endpoint.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_isolated_network_reaches_only_the_runtime_api() {
+    let server = server();
+    let client = server.client();
+    for (name, network) in [("hostnet", None), ("nonet", Some("none"))] {
+        create_with(
+            &client,
+            name,
+            Runtime::Python312,
+            "app.handler",
+            python_zip(PROBE),
+            |b| match network {
+                Some(n) => b.environment(env(&[("LAMINA_NETWORK", n)])),
+                None => b,
+            },
+        )
+        .await;
+    }
+    let event = json!({"action": "net", "host": "127.0.0.1", "port": api_port(&server)});
+    // On the host's network (the default, as on Lambda) it reaches the server's port...
+    let (body, err, _) = call(&client, "hostnet", event.clone()).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body["connect"]["ok"], true, "{body}");
+    // ...with a network of its own it has only loopback, and still its Runtime API (it ran).
+    let (body, err, _) = call(&client, "nonet", event).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body["interfaces"], json!(["lo"]), "{body}");
+    assert_eq!(body["connect"]["ok"], false, "{body}");
+}
+
+#[tokio::test]
+async fn a_function_may_ask_for_a_stricter_sandbox_only() {
+    // A process-level server runs a function that asks for the namespace level in it...
+    let server = Server::start_with(&["--isolation", "process"]);
+    let client = server.client();
+    create_with(
+        &client,
+        "strict",
+        Runtime::Python312,
+        "app.handler",
+        python_zip(PROBE),
+        |b| b.environment(env(&[("LAMINA_ISOLATION", "namespace")])),
+    )
+    .await;
+    let (body, err, _) = call(&client, "strict", json!({"action": "identity"})).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body["uid"], 993, "{body}");
+    assert_eq!(body["pids"], json!([1, 2]));
+    // ...while a namespace server ignores a request for less.
+    let server = self::server();
+    let client = server.client();
+    create_with(
+        &client,
+        "lax",
+        Runtime::Python312,
+        "app.handler",
+        python_zip(PROBE),
+        |b| b.environment(env(&[("LAMINA_ISOLATION", "process")])),
+    )
+    .await;
+    let (body, err, _) = call(&client, "lax", json!({"action": "identity"})).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body["uid"], 993, "{body}");
+    // A value lamina does not know is refused with the variable named.
+    let err = client
+        .update_function_configuration()
+        .function_name("lax")
+        .environment(env(&[("LAMINA_NETWORK", "internet")]))
+        .send()
+        .await
+        .unwrap_err();
+    let (status, code, message) = service_error(err);
+    assert_eq!(status, 400);
+    assert_eq!(code, "InvalidParameterValueException");
+    assert!(message.contains("LAMINA_NETWORK"), "{message}");
 }

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use lamina_runtime_api::{InitSignal, Invocation, Outcome, RuntimeApi};
-use lamina_sandbox::{Exit, Isolation, Limits, Mount, Network, Process, SandboxSpec, SpawnError};
+use lamina_sandbox::{
+    Exit, Isolation, Limits, Mount, Network, Process, SandboxSpec, SpawnError, ISOLATED_RUNTIME_API,
+};
 use lamina_types::function::FunctionVersion;
 use lamina_types::invoke::{PlatformError, LOG_TAIL_BYTES};
 use lamina_types::runtime::{family, RuntimeFamily};
@@ -63,12 +65,6 @@ impl Environment {
             id
         );
         let group = version.log_group();
-        let mut api = RuntimeApi::bind(cfg.bind_ip).await.map_err(|e| {
-            platform_failure(
-                "Runtime.Unknown",
-                &format!("cannot open the Runtime API: {e}"),
-            )
-        })?;
         let runtime = version.config.runtime.as_deref().unwrap_or_default();
         let task_root = &version.code_dir;
         let opt = if version.layers.is_empty() {
@@ -86,8 +82,24 @@ impl Environment {
                 )
             })?)
         };
-        let isolation = cfg.sandbox.isolation();
+        let (isolation, network) = choose_sandbox(cfg, &version);
         let sandboxed = isolation == Isolation::Namespace;
+        // The Runtime API: on the host's loopback, or made inside the environment's own
+        // network namespace (then it is served once the environment exists).
+        let early_api = if network == Network::None {
+            None
+        } else {
+            Some(RuntimeApi::bind(cfg.bind_ip).await.map_err(|e| {
+                platform_failure(
+                    "Runtime.Unknown",
+                    &format!("cannot open the Runtime API: {e}"),
+                )
+            })?)
+        };
+        let api_addr = early_api
+            .as_ref()
+            .map_or(ISOLATED_RUNTIME_API, RuntimeApi::addr)
+            .to_string();
         let view = if sandboxed {
             View::lambda(opt.is_some())
         } else {
@@ -131,7 +143,7 @@ impl Environment {
             env: environment_variables(
                 cfg,
                 &version,
-                &api.addr().to_string(),
+                &api_addr,
                 &stream,
                 provisioned.is_some(),
                 &view,
@@ -139,7 +151,7 @@ impl Environment {
             ),
             cwd: view.task_root.clone(),
             isolation,
-            network: Network::Host,
+            network,
             mounts,
             memory_mb,
             tmp_mb: u64::from(version.config.ephemeral_storage.size),
@@ -163,6 +175,19 @@ impl Environment {
             };
             platform_failure("Runtime.InvalidEntrypoint", &reason)
         })?;
+        let mut api = match early_api {
+            Some(api) => api,
+            None => process
+                .take_runtime_api_listener()
+                .ok_or_else(|| std::io::Error::other("no listener from the sandbox"))
+                .and_then(RuntimeApi::from_listener)
+                .map_err(|e| {
+                    platform_failure(
+                        "Runtime.Unknown",
+                        &format!("cannot open the Runtime API: {e}"),
+                    )
+                })?,
+        };
         let log_path = stream_path(
             &cfg.logs_dir,
             &version.key.account,
@@ -380,6 +405,37 @@ impl Environment {
         };
         platform_error(error_type, &message)
     }
+}
+
+/// The isolation level and network for `version`: the server's, or the function's own
+/// (`LAMINA_ISOLATION`, `LAMINA_NETWORK` in its environment variables) where stricter.
+fn choose_sandbox(cfg: &PoolConfig, version: &FunctionVersion) -> (Isolation, Network) {
+    use lamina_types::validate::{ISOLATION_VARIABLE, NETWORK_VARIABLE};
+    let find = |name: &str| {
+        version
+            .variables()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut isolation = find(ISOLATION_VARIABLE)
+        .and_then(|v| v.parse::<Isolation>().ok())
+        .map_or(cfg.sandbox.isolation(), |own| {
+            own.max(cfg.sandbox.isolation())
+        });
+    let mut network = find(NETWORK_VARIABLE)
+        .and_then(|v| v.parse::<Network>().ok())
+        .map_or(cfg.network, |own| own.max(cfg.network));
+    match (isolation, network) {
+        // A network of its own needs the namespace level (an invoke then fails clearly on a
+        // host without it, rather than running on the host's network).
+        (Isolation::Process, Network::None) if find(NETWORK_VARIABLE).is_some() => {
+            isolation = Isolation::Namespace;
+        }
+        // The server's own `--network none` means nothing at the process level.
+        (Isolation::Process, Network::None) => network = Network::Host,
+        _ => {}
+    }
+    (isolation, network)
 }
 
 fn failure(logs: &LogStream, error_type: &str, message: &str) -> StartFailure {

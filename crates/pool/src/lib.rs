@@ -28,7 +28,7 @@ use lamina_types::names::FunctionKey;
 use lamina_types::runtime::{family, RuntimeFamily};
 
 use environment::Environment;
-use lamina_sandbox::Sandbox;
+use lamina_sandbox::{Network, Sandbox};
 pub use logs::stream_path;
 pub use runtimes::Interpreters;
 
@@ -64,6 +64,8 @@ pub struct PoolConfig {
     pub credentials: Credentials,
     /// Where environments run (the isolation level in force).
     pub sandbox: Arc<Sandbox>,
+    /// The network environments get unless a function asks for a stricter one.
+    pub network: Network,
 }
 
 /// What the runtime is told about one invocation.

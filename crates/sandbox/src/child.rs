@@ -87,6 +87,8 @@ pub(crate) struct ChildFds {
     pub(crate) status: OwnedFd,
     /// Where a failing step is described.
     pub(crate) exec: OwnedFd,
+    /// With an isolated network: where the Runtime API listener made inside goes.
+    pub(crate) listener_to: Option<OwnedFd>,
 }
 
 /// `path` inside `root` (`/var/task` → `{root}/var/task`).
@@ -110,6 +112,19 @@ pub(crate) fn init(
     let exec_fd = fds.exec.as_raw_fd();
     if let Err(e) = build(req) {
         fail(exec_fd, &e);
+    }
+    if let Some(to) = &fds.listener_to {
+        // The Runtime API's socket, made inside the environment's network namespace so that
+        // its runtime can reach it on loopback; the daemon serves it.
+        let sent = std::net::TcpListener::bind(req.runtime_api)
+            .step(|| format!("listen on {} for the Runtime API", req.runtime_api))
+            .and_then(|l| {
+                crate::protocol::send(to.as_fd(), &0u8, &[l.as_raw_fd()])
+                    .step(|| "hand over the Runtime API listener".into())
+            });
+        if let Err(e) = sent {
+            fail(exec_fd, &e);
+        }
     }
     let devnull = match fs::OpenOptions::new()
         .read(true)
@@ -135,6 +150,7 @@ pub(crate) fn init(
             let status = fds.status.as_raw_fd();
             drop(fds.log);
             drop(fds.exec);
+            drop(fds.listener_to);
             close_all_but(status);
             supervise(child, status)
         }

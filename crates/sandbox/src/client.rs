@@ -33,7 +33,7 @@ pub(crate) struct Hello {
     pub(crate) seccomp: Option<String>,
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<(Reply, Vec<OwnedFd>)>>>>;
 
 /// A running helper.
 #[derive(Debug)]
@@ -126,7 +126,7 @@ impl Helper {
         mut req: SpawnRequest,
         log: OwnedFd,
         status: OwnedFd,
-    ) -> Result<i32, (i32, String)> {
+    ) -> Result<(i32, Option<OwnedFd>), (i32, String)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         req.id = id;
         let (tx, rx) = oneshot::channel();
@@ -149,9 +149,11 @@ impl Helper {
             ));
         }
         match rx.await {
-            Ok(Reply::Spawned { pid, .. }) => Ok(pid),
-            Ok(Reply::Failed { errno, message, .. }) => Err((errno, message)),
-            Ok(Reply::Hello { .. }) | Err(_) => {
+            Ok((Reply::Spawned { pid, listener, .. }, mut fds)) => {
+                Ok((pid, listener.and_then(|_| fds.pop())))
+            }
+            Ok((Reply::Failed { errno, message, .. }, _)) => Err((errno, message)),
+            Ok((Reply::Hello { .. }, _)) | Err(_) => {
                 Err((libc::EPIPE, "the sandbox helper has exited".into()))
             }
         }
@@ -171,13 +173,13 @@ impl Drop for Helper {
 /// The reader thread: route each answer to its request, until the helper goes away.
 fn read_replies(sock: &OwnedFd, pending: &Pending, alive: &AtomicBool, closing: &AtomicBool) {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    while let Ok(Some((reply, _fds))) = protocol::recv::<Reply>(sock.as_fd(), &mut buf) {
+    while let Ok(Some((reply, fds))) = protocol::recv::<Reply>(sock.as_fd(), &mut buf) {
         let id = match &reply {
             Reply::Spawned { id, .. } | Reply::Failed { id, .. } => *id,
             Reply::Hello { .. } => continue,
         };
         if let Some(tx) = lock(pending).remove(&id) {
-            let _ = tx.send(reply);
+            let _ = tx.send((reply, fds));
         }
     }
     alive.store(false, Ordering::Release);

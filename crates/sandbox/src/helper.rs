@@ -7,7 +7,9 @@
 //! (parent-death signal), and every environment's init dies with the helper, which kills the
 //! environment: nothing outlives a killed daemon.
 
-use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -102,7 +104,18 @@ pub fn main() -> Result<(), HelperError> {
                 message: "a spawn request needs the log and status pipes".into(),
             },
         };
-        protocol::send(sock.as_fd(), &reply, &[])?;
+        let fds: Vec<RawFd> = match &reply {
+            Reply::Spawned {
+                listener: Some(fd), ..
+            } => vec![*fd],
+            _ => vec![],
+        };
+        let sent = protocol::send(sock.as_fd(), &reply, &fds);
+        for fd in fds {
+            // SAFETY: `spawn` handed over this descriptor for sending; it is closed here, once.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        sent?;
         reap();
     }
 }
@@ -189,8 +202,19 @@ fn spawn(
         Err(e) => return failed(e as i32, format!("pipe: {}", e.desc())),
     };
     let mut flags = NAMESPACES;
+    // With an isolated network, init sends back the Runtime API listener it made inside.
+    let mut back = None;
     if req.isolated_network {
         flags |= libc::CLONE_NEWNET;
+        match socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(pair) => back = Some(pair),
+            Err(e) => return failed(e as i32, format!("socketpair: {}", e.desc())),
+        }
     }
     let pid = match clone_process(flags) {
         Ok(None) => {
@@ -199,6 +223,7 @@ fn spawn(
                 log,
                 status,
                 exec: exec_w,
+                listener_to: back.map(|(_, theirs)| theirs),
             };
             child::init(req, fds, filters, landlock)
         }
@@ -236,9 +261,26 @@ fn spawn(
         }
     }
     if report.is_empty() {
+        let mut listener = None;
+        if let Some((ours, theirs)) = back {
+            drop(theirs);
+            let mut buf = [0u8; 64];
+            match protocol::recv::<u8>(ours.as_fd(), &mut buf) {
+                Ok(Some((_, mut fds))) if !fds.is_empty() => listener = fds.pop(),
+                _ => {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                    return failed(
+                        libc::EIO,
+                        "no Runtime API listener from the environment".into(),
+                    );
+                }
+            }
+        }
         return Reply::Spawned {
             id: req.id,
             pid: pid.as_raw(),
+            listener: listener.map(IntoRawFd::into_raw_fd),
         };
     }
     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);

@@ -54,6 +54,9 @@ pub const SANDBOX_GID: u32 = 990;
 pub const PIDS_MAX: u64 = 1024;
 /// Most open files per process.
 pub const NOFILE_MAX: u64 = 1024;
+/// Where the Runtime API listens inside an isolated network: Lambda's own address.
+pub const ISOLATED_RUNTIME_API: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9001);
 
 /// How strongly environments are isolated. Ordered: a stricter level compares greater.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -225,7 +228,10 @@ pub struct SandboxConfig {
 /// The sandbox of one daemon: the level in force, the helper, the cgroup layout.
 #[derive(Debug)]
 pub struct Sandbox {
+    /// The level environments get unless they ask for more.
     isolation: Isolation,
+    /// The strongest level this host offers.
+    available: Isolation,
     reason: String,
     helper: Option<client::Helper>,
     cgroups: Option<Cgroups>,
@@ -242,6 +248,7 @@ impl Sandbox {
     pub fn process_only(reason: &str) -> Sandbox {
         Sandbox {
             isolation: Isolation::Process,
+            available: Isolation::Process,
             reason: reason.to_string(),
             helper: None,
             cgroups: None,
@@ -255,9 +262,23 @@ impl Sandbox {
     /// Set up the level `config` asks for, or the strongest the host allows. Never fails:
     /// [`Sandbox::isolation`] and [`Sandbox::describe`] say what is in force and why.
     pub fn start(config: &SandboxConfig) -> Sandbox {
+        let mut sandbox = Sandbox::namespaces(config);
         if config.isolation == Isolation::Process {
-            return Sandbox::process_only("configured (--isolation process)");
+            // Still offered to functions that ask for it.
+            sandbox.isolation = Isolation::Process;
+            sandbox.reason = match sandbox.available {
+                Isolation::Namespace => {
+                    "configured (--isolation process); functions may ask for namespace".into()
+                }
+                Isolation::Process => {
+                    format!("configured (--isolation process); {}", sandbox.reason)
+                }
+            };
         }
+        sandbox
+    }
+
+    fn namespaces(config: &SandboxConfig) -> Sandbox {
         let fallback = |why: String| Sandbox::process_only(&why);
         let etc = config.state_dir.join("etc");
         let root_dir = config.state_dir.join("root");
@@ -290,6 +311,7 @@ impl Sandbox {
         let (system_mounts, symlinks) = system_view(&etc);
         Sandbox {
             isolation: Isolation::Namespace,
+            available: Isolation::Namespace,
             reason: "mount, pid, ipc and uts namespaces available".into(),
             helper: Some(helper),
             cgroups: Some(cgroups),
@@ -300,9 +322,14 @@ impl Sandbox {
         }
     }
 
-    /// The level in force.
+    /// The level environments get unless a function asks for a stricter one.
     pub fn isolation(&self) -> Isolation {
         self.isolation
+    }
+
+    /// The strongest level this host offers.
+    pub fn available(&self) -> Isolation {
+        self.available
     }
 
     /// Why that level.
@@ -356,7 +383,7 @@ impl Sandbox {
         };
         match spec.isolation {
             Isolation::Process => return spawn_process(spec),
-            Isolation::Namespace if self.isolation < Isolation::Namespace => {
+            Isolation::Namespace if self.available < Isolation::Namespace => {
                 return Err(SpawnError::Unavailable {
                     wanted: Isolation::Namespace,
                     reason: self.reason.clone(),
@@ -401,9 +428,10 @@ impl Sandbox {
             gid: SANDBOX_GID,
             hostname: "localhost".into(),
             isolated_network: spec.network == Network::None,
+            runtime_api: ISOLATED_RUNTIME_API,
             nofile: NOFILE_MAX,
         };
-        let pid = helper
+        let (pid, listener) = helper
             .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w))
             .await
             .map_err(|(errno, message)| match errno {
@@ -427,6 +455,7 @@ impl Sandbox {
                 cgroup: guard.0.take(),
                 frozen: false,
                 exit: None,
+                runtime_api: listener.map(std::net::TcpListener::from),
             },
             log,
         ))
@@ -594,6 +623,7 @@ fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
             cgroup: None,
             frozen: false,
             exit: None,
+            runtime_api: None,
         },
         pipe,
     ))
@@ -606,6 +636,7 @@ pub struct Process {
     cgroup: Option<EnvCgroup>,
     frozen: bool,
     exit: Option<Exit>,
+    runtime_api: Option<std::net::TcpListener>,
 }
 
 #[derive(Debug)]
@@ -865,6 +896,12 @@ impl Process {
     /// Whether the environment is frozen.
     pub fn is_frozen(&self) -> bool {
         self.frozen
+    }
+
+    /// The Runtime API listener made inside an isolated network ([`Network::None`]), listening
+    /// on [`ISOLATED_RUNTIME_API`] there; the caller serves it. Taken once.
+    pub fn take_runtime_api_listener(&mut self) -> Option<std::net::TcpListener> {
+        self.runtime_api.take()
     }
 
     /// The environment's cgroup, if it has one.

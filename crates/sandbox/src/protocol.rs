@@ -43,8 +43,11 @@ pub(crate) struct SpawnRequest {
     pub(crate) uid: u32,
     pub(crate) gid: u32,
     pub(crate) hostname: String,
-    /// Own empty network namespace (only loopback).
+    /// Own empty network namespace (only loopback). Init then makes a TCP listener on
+    /// `runtime_api` inside it, which comes back with the `Spawned` reply.
     pub(crate) isolated_network: bool,
+    /// Where the Runtime API listens inside an isolated network (`127.0.0.1:9001`).
+    pub(crate) runtime_api: std::net::SocketAddr,
     /// `RLIMIT_NOFILE`.
     pub(crate) nofile: u64,
 }
@@ -63,7 +66,12 @@ pub(crate) enum Reply {
     },
     /// The environment runs; `pid` is its init process (host pid). With an isolated network
     /// the reply carries the Runtime API listener made inside it.
-    Spawned { id: u64, pid: i32 },
+    Spawned {
+        id: u64,
+        pid: i32,
+        /// Descriptor number in the sender (the listener is attached to the message).
+        listener: Option<i32>,
+    },
     /// The environment could not be started.
     Failed {
         id: u64,

@@ -229,13 +229,29 @@ async fn isolated_network_has_only_loopback() {
     let sb = sandbox(dir.path());
     let code = code_dir(dir.path());
     let mut spec = sh(
-        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",
+        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; \
+         curl -s http://127.0.0.1:9001/next; echo",
         &code,
     );
     spec.network = Network::None;
     let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    // The Runtime API's listener was made inside the namespace; the host side serves it.
+    let listener = p
+        .take_runtime_api_listener()
+        .expect("a listener from inside");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).unwrap();
+        let request = String::from_utf8_lossy(&buf[..n]).to_string();
+        conn.write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 9\r\n\r\nfrom-host")
+            .unwrap();
+        request
+    });
     let mut out = String::new();
     pipe.read_to_string(&mut out).await.unwrap();
     assert_eq!(p.wait().await, Exit::Code(0));
-    assert_eq!(out.trim(), "lo");
+    assert_eq!(out, "lo\nfrom-host\n");
+    assert!(server.join().unwrap().starts_with("GET /next HTTP/1.1"));
 }
