@@ -260,6 +260,10 @@ fn doctor(args: &CommonArgs, sandbox: &SandboxArgs) -> Result<()> {
     for line in sandbox.start(&data_dir).describe() {
         println!("{line}");
     }
+    println!(
+        "network: {} (sandboxed environments; --network, or LAMINA_NETWORK per function)",
+        sandbox.network
+    );
     println!("runtimes:");
     let found = interpreters(args)?;
     for runtime in lamina_types::runtime::SERVED_RUNTIMES {
