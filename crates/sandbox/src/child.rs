@@ -202,25 +202,14 @@ fn supervise(runtime: Pid, status_fd: RawFd) -> ! {
     }
 }
 
-/// Join the cgroups and build the root; on return the process is in it.
-fn build(req: &SpawnRequest) -> Result<(), StepError> {
-    // Die with the helper. (getppid() is 0 in a new pid namespace, so whether the helper died
-    // before this line cannot be checked here; it is waiting on this spawn, so it is alive
-    // unless it was killed in these few microseconds.)
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .step(|| "set the parent-death signal".into())?;
-    for procs in &req.cgroup_procs {
-        fs::write(procs, "0").step(|| format!("join cgroup {}", procs.display()))?;
-    }
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .step(|| "make mounts private".into())?;
+/// Build the root template in the helper's own mount namespace (once): a tmpfs holding the
+/// system directories' read-only binds, the symbolic links, a complete `/dev` and the mount
+/// points every environment uses. Environments' mount namespaces are copies of the helper's,
+/// so each starts with this tree and only adds its own mounts.
+pub(crate) fn build_template(req: &SpawnRequest) -> Result<(), StepError> {
     let root = &req.root;
+    // A previous template (other system mounts) goes first.
+    while umount2(root, MntFlags::MNT_DETACH).is_ok() {}
     mount(
         Some("tmpfs"),
         root,
@@ -233,46 +222,73 @@ fn build(req: &SpawnRequest) -> Result<(), StepError> {
         let at = inside(root, link);
         std::os::unix::fs::symlink(target, &at).step(|| format!("symlink {}", link.display()))?;
     }
-    for m in &req.mounts {
+    for m in &req.system_mounts {
         let at = inside(root, &m.target);
-        let is_dir = fs::metadata(&m.source)
-            .step(|| format!("mount {}", m.source.display()))?
-            .is_dir();
-        if is_dir {
-            fs::create_dir_all(&at).step(|| format!("mount point {}", m.target.display()))?;
-        } else {
-            if let Some(parent) = at.parent() {
-                fs::create_dir_all(parent)
-                    .step(|| format!("mount point {}", m.target.display()))?;
-            }
-            if !at.exists() {
-                fs::File::create(&at).step(|| format!("mount point {}", m.target.display()))?;
-            }
-        }
+        mount_point(&m.source, &at)?;
         bind(&m.source, &at, !m.writable)
             .step(|| format!("bind {} on {}", m.source.display(), m.target.display()))?;
     }
-    let tmp = inside(root, Path::new("/tmp"));
-    fs::create_dir_all(&tmp).step(|| "mount point /tmp".into())?;
+    for dir in ["/tmp", "/proc", "/var/task", "/var/runtime", "/opt"] {
+        fs::create_dir_all(inside(root, Path::new(dir))).step(|| format!("mount point {dir}"))?;
+    }
+    build_dev(&inside(root, Path::new("/dev")))
+}
+
+/// Make the mount point for `source` at `at` (a directory or an empty file), if missing.
+pub(crate) fn mount_point(source: &Path, at: &Path) -> Result<(), StepError> {
+    let is_dir = fs::metadata(source)
+        .step(|| format!("mount {}", source.display()))?
+        .is_dir();
+    if is_dir {
+        if !at.is_dir() {
+            fs::create_dir_all(at).step(|| format!("mount point {}", at.display()))?;
+        }
+    } else {
+        if let Some(parent) = at.parent() {
+            fs::create_dir_all(parent).step(|| format!("mount point {}", at.display()))?;
+        }
+        if !at.exists() {
+            fs::File::create(at).step(|| format!("mount point {}", at.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Join the cgroups, add this environment's own mounts to its copy of the template, and pivot
+/// into it; on return the process is in its root.
+fn build(req: &SpawnRequest) -> Result<(), StepError> {
+    // Die with the helper. (getppid() is 0 in a new pid namespace, so whether the helper died
+    // before this line cannot be checked here; it is waiting on this spawn, so it is alive
+    // unless it was killed in these few microseconds.)
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .step(|| "set the parent-death signal".into())?;
+    for procs in &req.cgroup_procs {
+        fs::write(procs, "0").step(|| format!("join cgroup {}", procs.display()))?;
+    }
+    // Mount events do not flow back to the helper or the host: the helper's namespace is a
+    // slave of the host's, and this one is a copy of it.
+    let root = &req.root;
+    for m in &req.mounts {
+        // The helper made the mount point before cloning.
+        bind(&m.source, &inside(root, &m.target), !m.writable)
+            .step(|| format!("bind {} on {}", m.source.display(), m.target.display()))?;
+    }
     mount(
         Some("tmpfs"),
-        &tmp,
+        &inside(root, Path::new("/tmp")),
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(format!("mode=1777,size={}m", req.tmp_mb).as_str()),
     )
     .step(|| "mount /tmp".into())?;
-    let proc = inside(root, Path::new("/proc"));
-    fs::create_dir_all(&proc).step(|| "mount point /proc".into())?;
     mount(
         Some("proc"),
-        &proc,
+        &inside(root, Path::new("/proc")),
         Some("proc"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
     .step(|| "mount /proc".into())?;
-    build_dev(&inside(root, Path::new("/dev")))?;
     nix::unistd::sethostname(&req.hostname).step(|| "set the host name".into())?;
     if req.isolated_network {
         loopback_up().step(|| "bring up the loopback interface".into())?;
@@ -281,11 +297,16 @@ fn build(req: &SpawnRequest) -> Result<(), StepError> {
     pivot_root(".", ".").step(|| "pivot_root".into())?;
     umount2(".", MntFlags::MNT_DETACH).step(|| "detach the host's root".into())?;
     chdir("/").step(|| "chdir /".into())?;
+    // Read-only for this environment only (the template's tmpfs stays writable for the helper).
     mount(
         None::<&str>,
         "/",
         None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
         None::<&str>,
     )
     .step(|| "make the root read-only".into())?;

@@ -70,7 +70,27 @@ pub fn main() -> Result<(), HelperError> {
     }
     let filters = Filters::compile();
     let landlock_abi = landlock_abi();
-    let namespaces = probe_namespaces().err();
+    let mut namespaces = probe_namespaces().err();
+    // The helper's own mount namespace, a slave of the host's (host mounts still show up, its
+    // own do not leak out): it holds the root template environments are copied from.
+    if namespaces.is_none() {
+        let own = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).and_then(|()| {
+            nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE,
+                None::<&str>,
+            )
+        });
+        if let Err(e) = own {
+            namespaces = Some(format!(
+                "cannot make the helper's mount namespace: {}",
+                e.desc()
+            ));
+        }
+    }
+    let own_mounts = namespaces.is_none();
     protocol::send(
         sock.as_fd(),
         &Reply::Hello {
@@ -81,6 +101,8 @@ pub fn main() -> Result<(), HelperError> {
         &[],
     )?;
     let filters = filters.ok();
+    // The template's identity: the root, links and system mounts it was built from.
+    let mut template: Option<(std::path::PathBuf, String)> = None;
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let mut pfd = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
@@ -97,7 +119,19 @@ pub fn main() -> Result<(), HelperError> {
             return Ok(());
         };
         let reply = match <[OwnedFd; 2]>::try_from(fds) {
-            Ok([log, status]) => spawn(&req, log, status, filters.as_ref(), landlock_abi > 0),
+            Ok(_) if !own_mounts => Reply::Failed {
+                id: req.id,
+                errno: libc::EPERM,
+                message: "the sandbox helper has no mount namespace of its own".into(),
+            },
+            Ok([log, status]) => match prepare_root(&req, &mut template) {
+                Ok(()) => spawn(&req, log, status, filters.as_ref(), landlock_abi > 0),
+                Err(e) => Reply::Failed {
+                    id: req.id,
+                    errno: e.errno,
+                    message: e.what,
+                },
+            },
             Err(_) => Reply::Failed {
                 id: req.id,
                 errno: libc::EINVAL,
@@ -118,6 +152,33 @@ pub fn main() -> Result<(), HelperError> {
         sent?;
         reap();
     }
+}
+
+/// (Re)build the root template when this request's system view differs from the one built,
+/// and make the mount points of the request's own mounts in it.
+fn prepare_root(
+    req: &SpawnRequest,
+    template: &mut Option<(std::path::PathBuf, String)>,
+) -> Result<(), StepError> {
+    let id = (
+        req.root.clone(),
+        format!("{:?}{:?}", req.symlinks, req.system_mounts),
+    );
+    if template.as_ref() != Some(&id) {
+        *template = None;
+        child::build_template(req)?;
+        *template = Some(id);
+    }
+    for m in &req.mounts {
+        let mut at = req.root.clone();
+        at.extend(
+            m.target
+                .components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_))),
+        );
+        child::mount_point(&m.source, &at)?;
+    }
+    Ok(())
 }
 
 /// Reap exited environments' init processes (their status went through the status pipe).

@@ -35,7 +35,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -51,7 +52,7 @@ pub const SANDBOX_UID: u32 = 993;
 /// Its group.
 pub const SANDBOX_GID: u32 = 990;
 /// Most processes and threads in one environment.
-pub const PIDS_MAX: u64 = 1024;
+pub const PIDS_MAX: u64 = cgroup::PIDS;
 /// Most open files per process.
 pub const NOFILE_MAX: u64 = 1024;
 /// Where the Runtime API listens inside an isolated network: Lambda's own address.
@@ -234,7 +235,10 @@ pub struct Sandbox {
     available: Isolation,
     reason: String,
     helper: Option<client::Helper>,
-    cgroups: Option<Cgroups>,
+    cgroups: Option<Arc<Cgroups>>,
+    /// Cgroups made ahead of time (making one is the slowest part of a spawn).
+    spare: Arc<Mutex<Vec<EnvCgroup>>>,
+    refilling: Arc<AtomicBool>,
     root_dir: PathBuf,
     system_mounts: Vec<Mount>,
     symlinks: Vec<(PathBuf, PathBuf)>,
@@ -252,6 +256,8 @@ impl Sandbox {
             reason: reason.to_string(),
             helper: None,
             cgroups: None,
+            spare: Arc::default(),
+            refilling: Arc::default(),
             root_dir: PathBuf::new(),
             system_mounts: vec![],
             symlinks: vec![],
@@ -314,7 +320,9 @@ impl Sandbox {
             available: Isolation::Namespace,
             reason: "mount, pid, ipc and uts namespaces available".into(),
             helper: Some(helper),
-            cgroups: Some(cgroups),
+            cgroups: Some(Arc::new(cgroups)),
+            spare: Arc::default(),
+            refilling: Arc::default(),
             root_dir,
             system_mounts,
             symlinks,
@@ -401,14 +409,12 @@ impl Sandbox {
         let limits = Limits {
             memory_mb: spec.memory_mb,
             cpu_millis: spec.cpu_millis,
-            pids: PIDS_MAX,
         };
-        let cgroup = cgroups.create(&name, &limits).map_err(other)?;
+        let cgroup = self.take_cgroup(cgroups, &name, &limits).map_err(other)?;
         let mut guard = CgroupGuard(Some(cgroup));
         let (log_r, log_w) = std::io::pipe().map_err(other)?;
         let (status_r, status_w) = std::io::pipe().map_err(other)?;
-        let mut mounts = self.system_mounts.clone();
-        mounts.extend(spec.mounts.iter().cloned());
+
         let req = protocol::SpawnRequest {
             id: 0,
             program: spec.program.clone(),
@@ -421,7 +427,8 @@ impl Sandbox {
             cwd: spec.cwd.clone(),
             root: self.root_dir.clone(),
             symlinks: self.symlinks.clone(),
-            mounts,
+            system_mounts: self.system_mounts.clone(),
+            mounts: spec.mounts.clone(),
             tmp_mb: spec.tmp_mb,
             cgroup_procs: guard.0.as_ref().map_or(vec![], EnvCgroup::procs_files),
             uid: SANDBOX_UID,
@@ -462,8 +469,62 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// A cgroup with `limits`: a spare one if there is one, else a new one; spares are made
+    /// again in the background.
+    fn take_cgroup(
+        &self,
+        cgroups: &Arc<Cgroups>,
+        name: &str,
+        limits: &Limits,
+    ) -> std::io::Result<EnvCgroup> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut cg = match spare {
+            Some(cg) => cg,
+            None => cgroups.make(name)?,
+        };
+        if let Err(e) = cg.apply(limits) {
+            cg.remove();
+            return Err(e);
+        }
+        self.refill(cgroups);
+        Ok(cg)
+    }
+
+    fn refill(&self, cgroups: &Arc<Cgroups>) {
+        const SPARES: usize = 4;
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (cgroups, spare, refilling) =
+            (cgroups.clone(), self.spare.clone(), self.refilling.clone());
+        handle.spawn_blocking(move || {
+            let len = || spare.lock().unwrap_or_else(|p| p.into_inner()).len();
+            while len() < SPARES {
+                let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
+                match cgroups.make(&name) {
+                    Ok(cg) => spare.lock().unwrap_or_else(|p| p.into_inner()).push(cg),
+                    Err(_) => break,
+                }
+            }
+            refilling.store(false, Ordering::Release);
+        });
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        for mut cg in self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            cg.remove();
+        }
         if let Some(cg) = &self.cgroups {
             cg.remove_base();
         }

@@ -35,6 +35,9 @@ pub(crate) struct SpawnRequest {
     pub(crate) root: PathBuf,
     /// Symbolic links to make in the root (`/bin` → `usr/bin` on merged-/usr systems).
     pub(crate) symlinks: Vec<(PathBuf, PathBuf)>,
+    /// The system directories every environment sees (the helper's root template).
+    pub(crate) system_mounts: Vec<Mount>,
+    /// This environment's own mounts (its code, layers, runtime client, interpreter).
     pub(crate) mounts: Vec<Mount>,
     /// Size of the private `/tmp` in MB.
     pub(crate) tmp_mb: u64,

@@ -1,7 +1,7 @@
 //! The seccomp filter every function process runs under.
 //!
-//! Two filters, compiled once when the helper starts (with `seccompiler`, Firecracker's BPF
-//! compiler, rather than hand-assembled BPF):
+//! One filter, compiled once when the helper starts (with `seccompiler`, Firecracker's BPF
+//! compiler, rather than hand-assembled BPF, but for a three-instruction prefix):
 //! 1. `EPERM` for what a function never needs and an escape would: mounting, `pivot_root`,
 //!    `ptrace` and cross-process memory access, `bpf`, kexec, the kernel keyring, module
 //!    loading, `unshare`/`setns`, `clone` with any namespace flag, `perf_event_open`, swap,
@@ -12,8 +12,8 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule,
+    sock_filter, BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition,
+    SeccompFilter, SeccompRule,
 };
 
 /// Namespace-creating `clone` flags.
@@ -117,18 +117,36 @@ impl Filters {
             arch,
         )
         .map_err(|e| err(&e))?;
-        let clone3 = SeccompFilter::new(
-            [(libc::SYS_clone3, vec![])].into_iter().collect(),
-            SeccompAction::Allow,
-            SeccompAction::Errno(libc::ENOSYS as u32),
-            arch,
-        )
-        .map_err(|e| err(&e))?;
+        let deny: BpfProgram = deny.try_into().map_err(|e| err(&e))?;
+        // One program, not two: installing a filter costs about 0.14 ms (the kernel compiles
+        // it), on every cold start. seccompiler has one match action per filter, so the clone3
+        // check is three instructions of our own in front of its program: load the syscall
+        // number, compare with clone3, return ENOSYS. (New syscalls such as clone3 have the
+        // same number on every architecture; seccompiler's program checks the architecture
+        // next.)
+        let mut program = vec![
+            sock_filter {
+                code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+                jt: 0,
+                jf: 0,
+                k: 0, // offsetof(struct seccomp_data, nr)
+            },
+            sock_filter {
+                code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 1,
+                k: libc::SYS_clone3 as u32,
+            },
+            sock_filter {
+                code: (libc::BPF_RET | libc::BPF_K) as u16,
+                jt: 0,
+                jf: 0,
+                k: libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+            },
+        ];
+        program.extend(deny);
         Ok(Filters {
-            programs: vec![
-                deny.try_into().map_err(|e| err(&e))?,
-                clone3.try_into().map_err(|e| err(&e))?,
-            ],
+            programs: vec![program],
         })
     }
 
