@@ -216,10 +216,6 @@ impl Environment {
                 if cpu_share < 1000 {
                     process.set_cpu(cpu_share);
                 }
-                if provisioned.is_some() {
-                    // Started ahead of time: frozen until its first invocation.
-                    process.freeze();
-                }
                 Ok(Environment {
                     version,
                     process,
@@ -267,6 +263,13 @@ impl Environment {
     pub(crate) async fn stop(mut self) {
         self.process.kill();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.process.wait()).await;
+    }
+
+    /// Freeze the idle environment (see [`crate::FREEZE_AFTER`]); thawed by its next invoke.
+    pub(crate) fn freeze(&mut self) {
+        if !self.process.is_frozen() {
+            self.process.freeze();
+        }
     }
 
     /// Whether the environment can take another invocation.
@@ -366,10 +369,6 @@ impl Environment {
         self.logs.platform_line(&report);
         let log_tail = self.logs.end_capture(LOG_TAIL_BYTES);
         self.last_used = Instant::now();
-        if self.healthy {
-            // Idle environments use no CPU until their next invocation.
-            self.process.freeze();
-        }
         InvokeResult {
             executed_version: self.version.version().to_string(),
             outcome,
