@@ -480,11 +480,10 @@ fn new_trace_id() -> String {
     let now = chrono::Utc::now().timestamp() as u32;
     let root: [u8; 12] = rand::random();
     let parent: [u8; 8] = rand::random();
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!(
         "Root=1-{now:08x}-{};Parent={};Sampled=0",
-        hex(&root),
-        hex(&parent)
+        hex::encode(root),
+        hex::encode(parent)
     )
 }
 
