@@ -630,40 +630,28 @@ async fn concurrent_invokes_run_in_their_own_sandboxes() {
 #[tokio::test]
 async fn idle_stopped_and_killed_servers_leave_nothing_running() {
     let mut server = Server::start_with(&["--isolation", "namespace", "--idle-timeout", "0.5"]);
-    let client = probe(&server, "idler", 128, 10).await;
+    probe(&server, "idler", 128, 10).await;
     let marker = marker("idler");
-    call(&client, "idler", json!({"action": "identity"})).await;
-    assert_eq!(processes_with(&marker).len(), 1, "one runtime process");
-    eventually(
-        Duration::from_secs(10),
-        "the idle environment to stop",
-        || async { processes_with(&marker).is_empty().then_some(()) },
-    )
-    .await;
-    // A clean stop (SIGTERM) stops the environments.
-    server.restart();
-    let client = server.client();
-    call(&client, "idler", json!({"action": "identity"})).await;
-    assert_eq!(processes_with(&marker).len(), 1);
-    server.stop();
-    eventually(
-        Duration::from_secs(10),
-        "environments to stop with the server",
-        || async { processes_with(&marker).is_empty().then_some(()) },
-    )
-    .await;
-    // SIGKILL: the helper dies with the server and every environment with the helper.
-    server.restart();
-    let client = server.client();
-    call(&client, "idler", json!({"action": "identity"})).await;
-    assert_eq!(processes_with(&marker).len(), 1);
-    server.kill();
-    eventually(
-        Duration::from_secs(10),
-        "environments to die with a killed server",
-        || async { processes_with(&marker).is_empty().then_some(()) },
-    )
-    .await;
+    // An idle timeout, a clean stop (SIGTERM), and SIGKILL (the helper dies with the server
+    // and every environment with the helper).
+    type Stop = fn(&mut Server);
+    let stops: [(&str, Stop); 3] = [
+        ("the idle environment to stop", |_| {}),
+        ("environments to stop with the server", Server::stop),
+        ("environments to die with a killed server", Server::kill),
+    ];
+    for (i, (what, stop)) in stops.into_iter().enumerate() {
+        if i > 0 {
+            server.restart();
+        }
+        call(&server.client(), "idler", json!({"action": "identity"})).await;
+        assert_eq!(processes_with(&marker).len(), 1, "one runtime process");
+        stop(&mut server);
+        eventually(Duration::from_secs(10), what, || async {
+            processes_with(&marker).is_empty().then_some(())
+        })
+        .await;
+    }
 }
 
 /// Host and port of the server's Lambda API, which a function on the host's network reaches.

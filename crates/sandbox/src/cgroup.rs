@@ -353,12 +353,12 @@ fn prepare_v2(own: &Path, base_name: &str) -> io::Result<(PathBuf, Vec<String>)>
         .filter(|c| ["memory", "cpu", "pids"].contains(c))
         .map(str::to_string)
         .collect();
+    let enable = wanted
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
     if !wanted.is_empty() {
-        let enable = wanted
-            .iter()
-            .map(|c| format!("+{c}"))
-            .collect::<Vec<_>>()
-            .join(" ");
         // The "no internal processes" rule: a cgroup with processes cannot hand controllers
         // to its children. Then the daemon moves itself into a leaf first.
         if let Err(e) = write(&own.join("cgroup.subtree_control"), &enable) {
@@ -374,11 +374,6 @@ fn prepare_v2(own: &Path, base_name: &str) -> io::Result<(PathBuf, Vec<String>)>
     let base = own.join(base_name);
     fs::create_dir_all(&base)?;
     if !wanted.is_empty() {
-        let enable = wanted
-            .iter()
-            .map(|c| format!("+{c}"))
-            .collect::<Vec<_>>()
-            .join(" ");
         write(&base.join("cgroup.subtree_control"), &enable)?;
     }
     Ok((base, wanted))
