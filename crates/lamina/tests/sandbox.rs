@@ -434,7 +434,7 @@ async fn cpu_is_proportional_to_memory() {
     let server = server();
     // 512 MB is 512/1769 = 0.29 of a vCPU.
     let client = probe(&server, "spinner", 512, 30).await;
-    // The first invoke includes init (which gets a full vCPU); measure on a warm environment.
+    // The first invoke includes init (which runs without a quota); measure a warm one.
     call(
         &client,
         "spinner",
@@ -734,4 +734,17 @@ async fn a_function_may_ask_for_a_stricter_sandbox_only() {
     assert_eq!(status, 400);
     assert_eq!(code, "InvalidParameterValueException");
     assert!(message.contains("LAMINA_NETWORK"), "{message}");
+}
+
+#[tokio::test]
+async fn favordynmods_can_be_asked_for() {
+    // Host-wide and lasting: after this, cgroup2 (where mounted) favours dynamic changes.
+    let server = Server::start_with(&["--isolation", "namespace", "--cgroup-favordynmods"]);
+    let client = probe(&server, "dynmods", 128, 10).await;
+    let (body, err, _) = call(&client, "dynmods", json!({"action": "identity"})).await;
+    assert!(err.is_none(), "{body}");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for line in mountinfo.lines().filter(|l| l.contains(" - cgroup2 ")) {
+        assert!(line.contains("favordynmods"), "{line}");
+    }
 }

@@ -155,9 +155,10 @@ impl Environment {
             mounts,
             memory_mb,
             tmp_mb: u64::from(version.config.ephemeral_storage.size),
-            // Init runs with at least one full vCPU; invocations get Lambda's share
-            // (MemorySize / 1769 vCPUs), set once init is done.
-            cpu_millis: cpu_share.max(1000),
+            // Init runs without a CPU quota (runtimes start several threads: Node.js took 8 ms
+            // longer under one vCPU); invocations get Lambda's share (MemorySize / 1769
+            // vCPUs), set once init is done.
+            cpu_millis: 0,
         };
         let (mut process, pipe) = cfg.sandbox.spawn(&spec).await.map_err(|e| {
             let reason = match &e {
@@ -213,9 +214,7 @@ impl Environment {
         };
         match outcome {
             Some(Ok(InitSignal::Ready)) => {
-                if cpu_share < 1000 {
-                    process.set_cpu(cpu_share);
-                }
+                process.set_cpu(cpu_share);
                 Ok(Environment {
                     version,
                     process,

@@ -41,6 +41,8 @@ pub struct Cgroups {
     v2_controllers: Vec<String>,
     /// Base directory (ours) per v1 controller used.
     v1: BTreeMap<&'static str, PathBuf>,
+    /// The cgroup2 mount and whether it favours dynamic modifications (`favordynmods`).
+    v2_mount: Option<(PathBuf, String)>,
     warnings: Vec<String>,
 }
 
@@ -55,7 +57,7 @@ pub const PIDS: u64 = 1024;
 pub struct Limits {
     /// Memory limit in MB (`MemorySize`).
     pub memory_mb: u64,
-    /// CPU in thousandths of a vCPU (1000 = one CPU).
+    /// CPU in thousandths of a vCPU (1000 = one CPU); 0 for no quota.
     pub cpu_millis: u64,
 }
 
@@ -75,6 +77,8 @@ struct MountInfo {
     version: Version,
     /// v1: the controllers of this hierarchy.
     controllers: Vec<String>,
+    /// The super block options (`rw,nsdelegate,favordynmods`, ...).
+    options: String,
 }
 
 fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
@@ -97,6 +101,7 @@ fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
                 mount_point,
                 version: Version::V2,
                 controllers: vec![],
+                options: rfields[2].to_string(),
             }),
             "cgroup" => out.push(MountInfo {
                 root,
@@ -107,6 +112,7 @@ fn parse_mountinfo(text: &str) -> Vec<MountInfo> {
                     .filter(|o| CONTROLLERS.contains(o) || *o == "cpuacct")
                     .map(str::to_string)
                     .collect(),
+                options: rfields[2].to_string(),
             }),
             _ => {}
         }
@@ -165,6 +171,10 @@ impl Cgroups {
             v2: None,
             v2_controllers: vec![],
             v1: BTreeMap::new(),
+            v2_mount: mounts
+                .iter()
+                .find(|m| m.version == Version::V2)
+                .map(|m| (m.mount_point.clone(), m.options.clone())),
             warnings: vec![],
         };
         // v2
@@ -214,6 +224,14 @@ impl Cgroups {
                     .push(format!("cgroup v1 {controller} at {}: {e}", base.display())),
             }
         }
+        if cg.favors_dynamic_changes() == Some(false) {
+            cg.warnings.push(
+                "moving a process into a cgroup waits for an RCU grace period (5-15 ms of every \
+                 cold start): mount cgroup2 with favordynmods (Linux 6.0+), or start lamina with \
+                 --cgroup-favordynmods"
+                    .into(),
+            );
+        }
         for controller in CONTROLLERS {
             if !cg.has(controller) {
                 cg.warnings.push(match controller {
@@ -225,6 +243,43 @@ impl Cgroups {
             }
         }
         cg
+    }
+
+    /// Whether the cgroup2 mount has `favordynmods` (`None` without cgroup2).
+    pub fn favors_dynamic_changes(&self) -> Option<bool> {
+        self.v2_mount
+            .as_ref()
+            .map(|(_, options)| options.split(',').any(|o| o == "favordynmods"))
+    }
+
+    /// Remount cgroup2 with `favordynmods`, keeping its other options: migrations into a cgroup
+    /// stop waiting for RCU grace periods, at a small cost to every fork and exit on the host.
+    /// A host-wide setting that outlives lamina, so only on request.
+    pub fn favor_dynamic_changes(&mut self) -> io::Result<()> {
+        let Some((mount_point, options)) = &self.v2_mount else {
+            return Err(io::Error::other("no cgroup2 mount"));
+        };
+        if self.favors_dynamic_changes() == Some(true) {
+            return Ok(());
+        }
+        let kept: Vec<&str> = options
+            .split(',')
+            .filter(|o| !o.is_empty() && *o != "rw" && *o != "ro")
+            .chain(std::iter::once("favordynmods"))
+            .collect();
+        let data = kept.join(",");
+        nix::mount::mount(
+            None::<&str>,
+            mount_point.as_path(),
+            None::<&str>,
+            nix::mount::MsFlags::MS_REMOUNT,
+            Some(data.as_str()),
+        )
+        .map_err(io::Error::from)?;
+        let options = format!("{options},favordynmods");
+        self.v2_mount = Some((mount_point.clone(), options));
+        self.warnings.retain(|w| !w.contains("favordynmods"));
+        Ok(())
     }
 
     /// Whether `controller` (`memory`, `cpu`, `pids`, `freezer`) is available.
@@ -249,7 +304,11 @@ impl Cgroups {
             } else {
                 format!("{}, freeze, kill", self.v2_controllers.join(", "))
             };
-            out.push(format!("v2 {} ({ctl})", v2.display()));
+            let dynmods = match self.favors_dynamic_changes() {
+                Some(true) => "; favordynmods",
+                _ => "",
+            };
+            out.push(format!("v2 {} ({ctl}{dynmods})", v2.display()));
         }
         for (controller, dir) in &self.v1 {
             out.push(format!("v1 {controller} {}", dir.display()));
@@ -425,13 +484,19 @@ impl EnvCgroup {
     }
 
     /// Set the CPU quota, in thousandths of a vCPU.
+    /// 0 means no quota at all.
     pub fn set_cpu(&self, millis: u64) -> io::Result<()> {
         let quota = (millis * CPU_PERIOD_US / 1000).max(MIN_QUOTA_US);
+        let (v2, v1) = if millis == 0 {
+            ("max".to_string(), "-1".to_string())
+        } else {
+            (quota.to_string(), quota.to_string())
+        };
         match &self.cpu {
             Some((Version::V2, dir)) => {
-                write(&dir.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))
+                write(&dir.join("cpu.max"), &format!("{v2} {CPU_PERIOD_US}"))
             }
-            Some((Version::V1, dir)) => write(&dir.join("cpu.cfs_quota_us"), &quota.to_string()),
+            Some((Version::V1, dir)) => write(&dir.join("cpu.cfs_quota_us"), &v1),
             None => Ok(()),
         }
     }
@@ -590,6 +655,26 @@ mod tests {
         );
         // A path outside the mounted root cannot be reached.
         assert_eq!(own_dir(&m[3], "/elsewhere"), None);
+    }
+
+    #[test]
+    fn favordynmods_is_read_from_the_cgroup2_options() {
+        let m = parse_mountinfo(HYBRID);
+        let own = parse_proc_cgroup("0::/\n");
+        let cg = Cgroups::from_layout(&m[..1], &own, "lamina-unit-test-none");
+        cg.remove_base();
+        assert_eq!(cg.favors_dynamic_changes(), Some(false));
+        assert!(cg.warnings().iter().any(|w| w.contains("favordynmods")));
+        let with = HYBRID.replace("cgroup2 cgroup2 rw", "cgroup2 cgroup2 rw,favordynmods");
+        let m = parse_mountinfo(&with);
+        let cg = Cgroups::from_layout(&m[..1], &own, "lamina-unit-test-none");
+        cg.remove_base();
+        assert_eq!(cg.favors_dynamic_changes(), Some(true));
+        assert!(!cg.warnings().iter().any(|w| w.contains("favordynmods")));
+        assert_eq!(
+            Cgroups::from_layout(&[], &[], "x").favors_dynamic_changes(),
+            None
+        );
     }
 
     #[test]

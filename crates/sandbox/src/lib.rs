@@ -154,7 +154,8 @@ pub struct SandboxSpec {
     pub memory_mb: u64,
     /// Size of the private `/tmp` in MB.
     pub tmp_mb: u64,
-    /// CPU during init, in thousandths of a vCPU (see [`Process::set_cpu`] for afterwards).
+    /// CPU during init, in thousandths of a vCPU, 0 for no quota (see [`Process::set_cpu`]
+    /// for afterwards).
     pub cpu_millis: u64,
 }
 
@@ -224,6 +225,9 @@ pub struct SandboxConfig {
     /// A directory of lamina's own for the sandbox (the generated `/etc`, the root's mount
     /// point).
     pub state_dir: PathBuf,
+    /// Remount cgroup2 with `favordynmods` if it lacks it (see
+    /// [`Cgroups::favor_dynamic_changes`]).
+    pub favor_dynamic_changes: bool,
 }
 
 /// The sandbox of one daemon: the level in force, the helper, the cgroup layout.
@@ -311,7 +315,12 @@ impl Sandbox {
                 "no Landlock in this kernel: paths are limited by the mount view only".into(),
             );
         }
-        let cgroups = Cgroups::detect();
+        let mut cgroups = Cgroups::detect();
+        if config.favor_dynamic_changes {
+            if let Err(e) = cgroups.favor_dynamic_changes() {
+                warnings.push(format!("cannot remount cgroup2 with favordynmods: {e}"));
+            }
+        }
         cgroup::remove_stale(&cgroups);
         warnings.extend(cgroups.warnings().iter().cloned());
         let (system_mounts, symlinks) = system_view(&etc);

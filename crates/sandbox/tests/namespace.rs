@@ -18,6 +18,7 @@ fn sandbox(dir: &Path) -> Sandbox {
             args: vec![],
         },
         state_dir: dir.join("sandbox"),
+        favor_dynamic_changes: false,
     });
     assert_eq!(
         s.isolation(),
