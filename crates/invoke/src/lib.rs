@@ -378,13 +378,16 @@ impl Invoker {
     /// Accept an `Event` invocation: durable when this returns `Ok`.
     pub async fn enqueue(&self, req: InvokeRequest) -> Result<(), InvokeError> {
         self.resolve(&req.key, req.qualifier.as_deref()).await?;
+        let now = chrono::Utc::now().timestamp_millis();
         let event = AsyncEvent {
             request_id: req.request_id,
             key: req.key,
             qualifier: req.qualifier,
             payload: req.payload.to_vec(),
-            enqueued_at_ms: chrono::Utc::now().timestamp_millis(),
+            enqueued_at_ms: now,
             attempts: 0,
+            due_at_ms: now,
+            throttles: 0,
         };
         self.inner.store.enqueue_event(&event).await?;
         // The worker lives as long as the invoker; if it is gone the event stays stored and
