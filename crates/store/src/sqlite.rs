@@ -176,6 +176,10 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Two connections write (this one and the event writer's): a deferred transaction that
+        // read first could not upgrade to a writer once the other one committed, and would fail
+        // with SQLITE_BUSY at once instead of waiting.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         migrate(&mut conn)?;
         Ok(SqliteStore {
             events: EventWriter::start(&path)?,

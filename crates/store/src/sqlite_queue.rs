@@ -40,10 +40,11 @@ pub(crate) struct EventWriter {
 impl EventWriter {
     /// Open a second connection to `path` and start the writer thread.
     pub(crate) fn start(path: &Path) -> Result<EventWriter, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         let (tx, rx) = mpsc::channel::<(EventWrite, Reply)>();
         std::thread::Builder::new()
             .name("lamina-event-writer".into())
