@@ -17,6 +17,7 @@ mod aliases;
 pub mod auth;
 mod concurrency;
 pub mod error;
+mod event_config;
 mod functions;
 mod invoke;
 mod layers;
@@ -275,6 +276,23 @@ async fn dispatch(
         Operation::GetFunctionCodeSigningConfig { name } => {
             functions::code_signing_config(state, ctx, &name).await
         }
+        Operation::PutFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::put(state, ctx, &name, qualifier.as_deref(), &body).await
+        }
+        Operation::UpdateFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::update(state, ctx, &name, qualifier.as_deref(), &body).await
+        }
+        Operation::GetFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::get(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::DeleteFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::delete(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::ListFunctionEventInvokeConfigs {
+            name,
+            marker,
+            max_items,
+        } => event_config::list(state, ctx, &name, marker, max_items).await,
         Operation::DownloadCode {
             sha256,
             expires,
