@@ -136,6 +136,8 @@ pub enum Condition {
     RetriesExhausted,
     /// It became older than `MaximumEventAgeInSeconds` before it could succeed.
     EventAgeExceeded,
+    /// The function's reserved concurrency is 0, so it never ran.
+    ZeroReservedConcurrency,
 }
 
 impl Condition {
@@ -145,6 +147,7 @@ impl Condition {
             Condition::Success => "Success",
             Condition::RetriesExhausted => "RetriesExhausted",
             Condition::EventAgeExceeded => "EventAgeExceeded",
+            Condition::ZeroReservedConcurrency => "ZeroReservedConcurrency",
         }
     }
 }
