@@ -7,6 +7,10 @@
 //! - A burst from cores × 4 clients to a Rust no-op of its own: `Event` invokes accepted per
 //!   second when running them is cheap, and how fast they run (from the `END` lines of its
 //!   logs).
+//!   Also the accept latency under that load (each `202` still waits for its `fdatasync`;
+//!   concurrent accepts share one, as the store commits them in groups).
+//! - A wide burst from cores × 32 clients to the same no-op: how accepting scales with many
+//!   concurrent clients (group commit at work).
 //! - The same burst to the Python probe: accepted per second while Python environments start,
 //!   202 → start while the queue drains, and how fast the burst runs.
 
@@ -210,6 +214,20 @@ pub(crate) async fn run(
         all.len(),
         plan.many
     );
+    let latency = Samples::from_durations(&all.iter().map(|a| a.latency).collect::<Vec<_>>());
+    for (stat, v) in [("p50", latency.p50()), ("p99", latency.p99())] {
+        report.add(
+            Row::new(
+                Section::Async,
+                format!("{label}: accept latency"),
+                stat,
+                v,
+                Unit::Secs,
+            )
+            .n(latency.len())
+            .vs(&floors.fsync),
+        );
+    }
     report.add(
         Row::new(
             Section::Async,
@@ -232,6 +250,54 @@ pub(crate) async fn run(
         .n(all.len())
         .vs(&many.rate),
     );
+
+    // Many more clients: concurrent accepts share a commit.
+    let wide = plan.many * 8;
+    let raw = Arc::new(event_request(RUST, b"{}"));
+    let t = Instant::now();
+    let all = burst(lamina.addr, raw, wide, plan.event_burst).await?;
+    let wall = t.elapsed();
+    let label = format!(
+        "burst of {} Events from {wide} clients, rust no-op",
+        all.len()
+    );
+    report.add(
+        Row::new(
+            Section::Async,
+            format!("{label}: accepted"),
+            "throughput",
+            all.len() as f64 / wall.as_secs_f64(),
+            Unit::PerSec,
+        )
+        .n(all.len())
+        .vs(&many.rate),
+    );
+    let latency = Samples::from_durations(&all.iter().map(|a| a.latency).collect::<Vec<_>>());
+    for (stat, v) in [("p50", latency.p50()), ("p99", latency.p99())] {
+        report.add(
+            Row::new(
+                Section::Async,
+                format!("{label}: accept latency"),
+                stat,
+                v,
+                Unit::Secs,
+            )
+            .n(latency.len())
+            .vs(&floors.fsync),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let ended = lamina.ended(RUST);
+        if all.iter().all(|a| ended.contains(&a.request_id)) {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "Event invocations of {RUST} did not all run within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // The same burst to the Python probe: 202 -> start while the queue drains.
     let burst_start = now();
