@@ -672,3 +672,50 @@ async fn a_record_that_cannot_be_delivered_is_kept() {
         ["arn:aws:sqs:us-east-1:000000000000:nowhere|the queue arn:aws:sqs:us-east-1:000000000000:nowhere does not exist"]
     );
 }
+
+#[tokio::test]
+async fn dead_letter_targets_must_be_sqs_queues() {
+    let server = Server::start();
+    let client = server.client();
+    let err = error_details(
+        client
+            .create_function()
+            .function_name("dlq-sns")
+            .runtime(Runtime::Python312)
+            .role(ROLE)
+            .handler("app.ok")
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(Blob::new(python_zip(APP)))
+                    .build(),
+            )
+            .dead_letter_config(
+                DeadLetterConfig::builder()
+                    .target_arn("arn:aws:sns:us-east-1:000000000000:topic")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (err.status, err.code.as_str()),
+        (400, "InvalidParameterValueException")
+    );
+    function(&client, "dlq-later", "ok", 3).await;
+    let updated = client
+        .update_function_configuration()
+        .function_name("dlq-later")
+        .dead_letter_config(
+            DeadLetterConfig::builder()
+                .target_arn(format!("{QUEUE_ARN}later"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.dead_letter_config().and_then(|d| d.target_arn()),
+        Some("arn:aws:sqs:us-east-1:000000000000:later")
+    );
+}
