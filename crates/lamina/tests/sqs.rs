@@ -404,6 +404,38 @@ async fn batches_delays_limits_and_redrive() {
     assert_eq!(del.successful().len(), 1);
     assert_eq!(del.failed()[0].id(), "y");
     assert_eq!(del.failed()[0].code(), "ReceiptHandleIsInvalid");
+    // The delayed message, made receivable, then hidden again and shown by a batch change.
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::DelaySeconds, "0")
+        .send()
+        .await
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("three")
+        .send()
+        .await
+        .unwrap();
+    let three = receive_one(&sqs, &url, Duration::from_secs(10)).await;
+    let changed = sqs
+        .change_message_visibility_batch()
+        .queue_url(&url)
+        .entries(
+            aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                .id("c")
+                .receipt_handle(three.receipt_handle().unwrap())
+                .visibility_timeout(0)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.successful()[0].id(), "c");
+    let again = receive_one(&sqs, &url, Duration::from_secs(10)).await;
+    assert_eq!(again.body(), Some("three"));
+    purge(&sqs, &url).await;
     let (code, _) = sqs_error(
         sqs.send_message_batch()
             .queue_url(&url)

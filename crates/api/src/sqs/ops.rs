@@ -106,6 +106,7 @@ pub(crate) async fn run(
             }
         }
         "DeleteMessageBatch" => delete_message_batch(state, ctx, &p).await,
+        "ChangeMessageVisibilityBatch" => change_visibility_batch(state, ctx, &p).await,
         "ChangeMessageVisibility" => {
             let key = queue_key(ctx, &p)?;
             let handle = p.required_str("ReceiptHandle")?;
@@ -643,6 +644,47 @@ async fn delete_message_batch(state: &ApiState, ctx: &Ctx, p: &Input) -> Result<
         match state.store.delete_message(&key, handle).await? {
             HandleOutcome::Done => ok.push(json!({ "Id": id })),
             HandleOutcome::Invalid | HandleOutcome::NotInFlight => failed.push(batch_error(
+                id,
+                &SqsError::ReceiptHandleIsInvalid(handle.into()),
+            )),
+        }
+    }
+    Ok(json!({ "Successful": ok, "Failed": failed }))
+}
+
+async fn change_visibility_batch(
+    state: &ApiState,
+    ctx: &Ctx,
+    p: &Input,
+) -> Result<Value, SqsError> {
+    let key = queue_key(ctx, p)?;
+    load(state, &key).await?;
+    let entries = batch_entries(p, "ChangeMessageVisibilityBatchRequestEntry")?;
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for e in entries {
+        let id = e["Id"].as_str().unwrap_or_default();
+        let handle = e["ReceiptHandle"].as_str().unwrap_or_default();
+        let timeout = match int_of(e.get("VisibilityTimeout"), "VisibilityTimeout")
+            .and_then(|t| t.ok_or_else(|| SqsError::MissingParameter("VisibilityTimeout".into())))
+            .and_then(|t| check_range("VisibilityTimeout", t, 0, 43_200).map(|()| t))
+        {
+            Ok(t) => t,
+            Err(err) => {
+                failed.push(batch_error(id, &err));
+                continue;
+            }
+        };
+        match state
+            .store
+            .change_visibility(&key, handle, timeout * 1000, now_ms())
+            .await?
+        {
+            HandleOutcome::Done => ok.push(json!({ "Id": id })),
+            HandleOutcome::NotInFlight => {
+                failed.push(batch_error(id, &SqsError::MessageNotInflight))
+            }
+            HandleOutcome::Invalid => failed.push(batch_error(
                 id,
                 &SqsError::ReceiptHandleIsInvalid(handle.into()),
             )),

@@ -83,7 +83,9 @@ fn normalize(v: Value) -> Value {
             "AttributeName" | "MessageAttributeName" | "MessageSystemAttributeName" => {
                 out.insert(format!("{k}s"), v);
             }
-            "SendMessageBatchRequestEntry" | "DeleteMessageBatchRequestEntry" => {
+            "SendMessageBatchRequestEntry"
+            | "DeleteMessageBatchRequestEntry"
+            | "ChangeMessageVisibilityBatchRequestEntry" => {
                 out.insert("Entries".into(), v);
             }
             _ => {
