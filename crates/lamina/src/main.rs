@@ -74,6 +74,9 @@ struct ServeArgs {
     /// First and largest back-off, seconds, of a throttled `Event` invocation (AWS: 1 and 300).
     #[arg(long, env = "LAMINA_ASYNC_BACKOFF", value_delimiter = ',', default_values_t = [1.0, 300.0])]
     async_backoff: Vec<f64>,
+    /// `Event` invocations run at once (a throttled or delayed event does not hold a slot).
+    #[arg(long, env = "LAMINA_ASYNC_CONCURRENCY", default_value_t = 64)]
+    async_concurrency: usize,
 }
 
 /// The async worker's settings from the command line.
@@ -88,7 +91,7 @@ fn async_settings(args: &ServeArgs) -> Result<lamina_invoke::AsyncSettings> {
     Ok(lamina_invoke::AsyncSettings {
         retry_delays: args.async_retry_delays.iter().copied().map(secs).collect(),
         backoff: (secs(first), secs(max.max(first))),
-        ..Default::default()
+        concurrency: args.async_concurrency.max(1),
     })
 }
 
