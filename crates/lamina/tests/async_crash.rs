@@ -145,7 +145,7 @@ async fn sigkill_with_thousands_of_events_in_flight_loses_none() {
                     if i >= EVENTS {
                         return;
                     }
-                    let fail = i % FAIL_EVERY == 0;
+                    let fail = i.is_multiple_of(FAIL_EVERY);
                     let payload = json!({"dir": dir, "i": i, "fail": fail, "sleep": 0.02});
                     let Ok(resp) = client
                         .invoke()

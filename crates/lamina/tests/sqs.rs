@@ -70,7 +70,7 @@ async fn queues_are_created_listed_described_and_deleted() {
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.queue_urls(), [url.clone()]);
+    assert_eq!(listed.queue_urls(), std::slice::from_ref(&url));
     let got = sqs
         .get_queue_url()
         .queue_name("orders")
