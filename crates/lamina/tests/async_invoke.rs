@@ -49,6 +49,10 @@ def ok(event, context):
     time.sleep(event.get("seconds", 0))
     return {"echo": event}
 
+def crash(event, context):
+    _log(event, context, "crash")
+    os._exit(3)
+
 def keep(event, context):
     d = event["requestPayload"]["dir"]
     with open(os.path.join(d, "record-" + context.aws_request_id + ".json"), "w") as f:
@@ -462,6 +466,31 @@ async fn a_timeout_is_a_function_error() {
         message.contains("Task timed out after 1.00 seconds"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_crash_is_a_function_error_and_is_retried() {
+    let server = fast_server();
+    let client = server.client();
+    create_queue(&server.sqs(), "crashes").await;
+    function(&client, "crasher", "crash", 3).await;
+    client
+        .put_function_event_invoke_config()
+        .function_name("crasher")
+        .maximum_retry_attempts(1)
+        .destination_config(destinations(None, Some(&format!("{QUEUE_ARN}crashes"))))
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let id = event(&client, "crasher", &json!({"dir": dir.path()})).await;
+    let (record, _) = next_record(&server, "crashes").await;
+    assert_eq!(record["requestContext"]["requestId"], id.as_str());
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 2);
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(record["responsePayload"]["errorType"], "Runtime.ExitError");
+    assert_eq!(calls(dir.path()).len(), 2);
 }
 
 #[tokio::test]
