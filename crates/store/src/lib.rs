@@ -536,4 +536,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// A number that changes whenever any function changes (for caches in this process).
     fn generation(&self) -> u64;
+
+    /// Woken (all waiters) whenever this process stores a message or makes one visible
+    /// sooner, so long polls need not poll the database often.
+    fn queue_activity(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }

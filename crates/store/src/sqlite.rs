@@ -158,6 +158,7 @@ CREATE INDEX queue_messages_by_visibility ON queue_messages (account, region, qu
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     events: EventWriter,
+    activity: Arc<tokio::sync::Notify>,
     blobs: Blobs,
     generation: Arc<AtomicU64>,
     path: PathBuf,
@@ -183,6 +184,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             events: EventWriter::start(&path)?,
+            activity: Arc::new(tokio::sync::Notify::new()),
             conn: Arc::new(Mutex::new(conn)),
             blobs: Blobs::open(data_dir)?,
             generation: Arc::new(AtomicU64::new(1)),
@@ -662,7 +664,9 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (key, messages) = (key.clone(), messages.to_vec());
         self.with(move |conn, _| q::send_messages(conn, &key, &messages, now_ms))
-            .await
+            .await?;
+        self.activity.notify_waiters();
+        Ok(())
     }
 
     async fn receive_messages(
@@ -693,8 +697,11 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<HandleOutcome, StoreError> {
         let (key, handle) = (key.clone(), receipt_handle.to_string());
-        self.with(move |conn, _| q::change_visibility(conn, &key, &handle, visibility_ms, now_ms))
-            .await
+        let outcome = self
+            .with(move |conn, _| q::change_visibility(conn, &key, &handle, visibility_ms, now_ms))
+            .await?;
+        self.activity.notify_waiters();
+        Ok(outcome)
     }
 
     async fn publish_version(
@@ -1196,6 +1203,10 @@ impl Store for SqliteStore {
 
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    fn queue_activity(&self) -> Arc<tokio::sync::Notify> {
+        self.activity.clone()
     }
 }
 

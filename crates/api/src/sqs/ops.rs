@@ -23,8 +23,9 @@ const MAX_MESSAGE_BYTES: i64 = 1_048_576;
 const MAX_BATCH: usize = 10;
 /// Most message attributes per message.
 const MAX_MESSAGE_ATTRIBUTES: usize = 10;
-/// How often a long poll looks again.
-const LONG_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How often a long poll looks again when nothing woke it (visibility timeouts and delays end
+/// without a wake-up; a send in this process wakes it at once).
+const LONG_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A settable queue attribute: name, allowed range (`None`: free text), default.
 type Settable = (&'static str, Option<(i64, i64)>, Option<i64>);
@@ -731,7 +732,12 @@ async fn receive_message(state: &ApiState, ctx: &Ctx, p: &Input) -> Result<Value
         .get("RedrivePolicy")
         .and_then(|t| redrive_policy(t));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait as u64);
+    let activity = state.store.queue_activity();
     let received = loop {
+        // Registered before looking, so a message sent meanwhile is not missed.
+        let woken = activity.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let opts = ReceiveOptions {
             max: max as usize,
             visibility_ms: visibility * 1000,
@@ -740,10 +746,15 @@ async fn receive_message(state: &ApiState, ctx: &Ctx, p: &Input) -> Result<Value
             redrive: redrive.clone(),
         };
         let got = state.store.receive_messages(&key, &opts).await?;
-        if !got.is_empty() || tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if !got.is_empty() || now >= deadline {
             break got;
         }
-        tokio::time::sleep(LONG_POLL_INTERVAL).await;
+        let nap = LONG_POLL_INTERVAL.min(deadline - now);
+        tokio::select! {
+            _ = &mut woken => {}
+            _ = tokio::time::sleep(nap) => {}
+        }
     };
     let sender = ctx
         .caller
