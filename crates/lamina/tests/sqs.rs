@@ -650,6 +650,20 @@ async fn the_query_protocol_answers_in_xml() {
     );
     let (status, body) = post_form(
         &server.endpoint,
+        "/000000000000/legacy",
+        "Action=SendMessageBatch&SendMessageBatchRequestEntry.1.Id=one&SendMessageBatchRequestEntry.1.MessageBody=x&SendMessageBatchRequestEntry.2.Id=two&SendMessageBatchRequestEntry.2.MessageBody=",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<SendMessageBatchResultEntry><Id>one</Id>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<BatchResultErrorEntry><Code>MissingParameter</Code><Id>two</Id>"),
+        "{body}"
+    );
+    let (status, body) = post_form(
+        &server.endpoint,
         "/",
         "Action=GetQueueUrl&QueueName=missing",
     );

@@ -115,3 +115,36 @@ fn xml_response(status: StatusCode, body: String) -> Resp {
         .insert("content-type", HeaderValue::from_static("text/xml"));
     resp
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_comes_from_the_request() {
+        let mut h = HeaderMap::new();
+        assert_eq!(protocol(&Method::POST, "/", &h), None);
+        h.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        assert_eq!(protocol(&Method::POST, "/", &h), Some(Protocol::Query));
+        assert_eq!(
+            protocol(&Method::POST, "/000000000000/q", &h),
+            Some(Protocol::Query)
+        );
+        // A Lambda path is never taken for a queue, whatever its content type.
+        assert_eq!(
+            protocol(&Method::POST, "/2015-03-31/functions/f/invocations", &h),
+            None
+        );
+        h.insert(
+            "x-amz-target",
+            HeaderValue::from_static("AmazonSQS.ReceiveMessage"),
+        );
+        assert_eq!(
+            protocol(&Method::POST, "/", &h),
+            Some(Protocol::Json("ReceiveMessage".into()))
+        );
+    }
+}
