@@ -520,6 +520,63 @@ async fn an_event_older_than_its_maximum_age_is_not_retried() {
 }
 
 #[tokio::test]
+async fn a_throttled_event_whose_back_off_outlives_its_age_expires() {
+    // The first back-off (100 s) already ends past the 60 s age limit: a throttled event
+    // fails with EventAgeExceeded without ever running.
+    let server = Server::start_with(&["--async-backoff", "100,100"]);
+    let client = server.client();
+    create_queue(&server.sqs(), "too-old").await;
+    function(&client, "busy", "slow", 30).await;
+    client
+        .put_function_concurrency()
+        .function_name("busy")
+        .reserved_concurrent_executions(1)
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_function_event_invoke_config()
+        .function_name("busy")
+        .maximum_event_age_in_seconds(60)
+        .destination_config(destinations(None, Some(&format!("{QUEUE_ARN}too-old"))))
+        .send()
+        .await
+        .unwrap();
+    // A sync invoke holds the function's only slot.
+    let dir = tempfile::tempdir().unwrap();
+    let holder = {
+        let client = client.clone();
+        let payload = json!({"dir": dir.path(), "seconds": 20});
+        tokio::spawn(async move {
+            client
+                .invoke()
+                .function_name("busy")
+                .payload(Blob::new(payload.to_string()))
+                .send()
+                .await
+        })
+    };
+    eventually(Duration::from_secs(30), "the slot to be taken", || async {
+        (calls(dir.path()).len() == 1).then_some(())
+    })
+    .await;
+    let id = event(&client, "busy", &json!({"seconds": 0})).await;
+    let (record, _) = next_record(&server, "too-old").await;
+    assert_eq!(
+        record["requestContext"],
+        json!({
+            "requestId": id,
+            "functionArn": qualified_arn("busy", "$LATEST"),
+            "condition": "EventAgeExceeded",
+            "approximateInvokeCount": 0,
+        })
+    );
+    assert!(record.get("responsePayload").is_none());
+    assert_eq!(calls(dir.path()).len(), 1, "the event never ran");
+    holder.abort();
+}
+
+#[tokio::test]
 async fn reserved_concurrency_zero_sends_events_straight_to_the_failure_path() {
     let server = fast_server();
     let client = server.client();
