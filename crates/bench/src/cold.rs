@@ -18,7 +18,8 @@ pub(crate) async fn run(
     deployed: &[Deployed],
     isolation: &str,
     report: &mut Report,
-) -> Result<()> {
+) -> Result<Vec<(String, f64)>> {
+    let mut p50s = Vec::new();
     for d in deployed {
         let mut api = lamina.api().await?;
         let raw = invoke_request(&d.name, b"{}");
@@ -38,6 +39,7 @@ pub(crate) async fn run(
             }
         }
         let s = Samples::from_secs(times);
+        p50s.push((d.label.clone(), s.p50()));
         for (stat, value, floor) in [
             ("p50", s.p50(), &d.cold_floor.p50),
             ("p99", s.p99(), &d.cold_floor.p99),
@@ -50,5 +52,33 @@ pub(crate) async fn run(
             );
         }
     }
-    Ok(())
+    Ok(p50s)
+}
+
+/// The sandbox's own cost: the cold-start p50 at the `namespace` level minus the one at the
+/// `process` level, per runtime, both measured in this run.
+pub(crate) fn sandbox_cost(
+    namespace: &[(String, f64)],
+    process: &[(String, f64)],
+    report: &mut Report,
+) {
+    for (label, ns) in namespace {
+        if let Some((_, plain)) = process.iter().find(|(l, _)| l == label) {
+            let floor = crate::report::Floor {
+                id: format!("cold p50 {label} (process)"),
+                value: *plain,
+            };
+            report.add(
+                Row::new(
+                    Section::Cold,
+                    format!("{label}: namespace sandbox cost"),
+                    "p50 diff",
+                    ns - plain,
+                    Unit::Secs,
+                )
+                .vs(&floor)
+                .iso("namespace"),
+            );
+        }
+    }
 }

@@ -30,7 +30,7 @@ pub(crate) struct Lamina {
 }
 
 impl Lamina {
-    pub(crate) async fn start(bin: &Path) -> Result<Lamina> {
+    pub(crate) async fn start(bin: &Path, isolation: &str) -> Result<Lamina> {
         let dir = tempfile::Builder::new().prefix("lamina-bench-").tempdir()?;
         let stderr = dir.path().join("lamina.stderr");
         let t = Instant::now();
@@ -40,6 +40,8 @@ impl Lamina {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .arg("--isolation")
+            .arg(isolation)
             .env("LAMINA_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -276,6 +278,9 @@ impl FunctionSpec<'_> {
             "Handler": self.handler,
             "Role": ROLE,
             "Timeout": 30,
+            // One full vCPU (Lambda's CPU share is MemorySize / 1769 MB), so that the figures
+            // measure the platform, not a CPU quota.
+            "MemorySize": 1769,
             "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(self.zip) },
         })
         .to_string();

@@ -188,13 +188,26 @@ async fn run(cli: Cli) -> Result<()> {
     let floor_server = floors::FloorServer::start(&setup.bench).await?;
     let fl = floors::measure(&setup, &plan, &floor_server, &mut report).await?;
 
-    let mut lamina = Lamina::start(&setup.lamina).await?;
+    let mut lamina = Lamina::start(&setup.lamina, &setup.isolation[0]).await?;
     let result = measure_on(&setup, &plan, &fl, &floor_server, &lamina, &mut report).await;
     if result.is_err() {
         lamina.post_mortem();
     }
     lamina.stop().await;
-    result?;
+    let first = result?;
+    // The other levels: warm and cold invokes only, each on a lamina of its own.
+    for level in &setup.isolation[1..] {
+        let mut lamina = Lamina::start(&setup.lamina, level).await?;
+        let result = measure_level(&setup, &plan, &fl, &lamina, level, &mut report).await;
+        if result.is_err() {
+            lamina.post_mortem();
+        }
+        lamina.stop().await;
+        let cold = result?;
+        if setup.isolation[0] == "namespace" && level == "process" {
+            cold::sandbox_cost(&first, &cold, &mut report);
+        }
+    }
 
     progress("memory");
     memory::run(&setup, &plan, &mut report).await?;
@@ -232,15 +245,14 @@ async fn measure_on(
     floor_server: &floors::FloorServer,
     lamina: &Lamina,
     report: &mut Report,
-) -> Result<()> {
+) -> Result<Vec<(String, f64)>> {
     progress("deploying the no-op functions");
     let deployed = deploy(setup, fl, lamina, report).await?;
-    for level in &setup.isolation {
-        progress("warm invokes");
-        warm::run(plan, fl, lamina, &deployed, level, report).await?;
-        progress("cold starts");
-        cold::run(plan, lamina, &deployed, level, report).await?;
-    }
+    let level = &setup.isolation[0];
+    progress(&format!("warm invokes ({level})"));
+    warm::run(plan, fl, lamina, &deployed, level, report).await?;
+    progress(&format!("cold starts ({level})"));
+    let cold = cold::run(plan, lamina, &deployed, level, report).await?;
     progress("async invokes");
     event::run(setup, plan, fl, lamina, report).await?;
     progress("control plane");
@@ -256,7 +268,24 @@ async fn measure_on(
         .vs(&fl.spawn.p50),
     );
     control::run(plan, fl, floor_server, lamina, report).await?;
-    Ok(())
+    Ok(cold)
+}
+
+/// Warm and cold invokes on a lamina running at `level`; returns the cold-start p50s.
+async fn measure_level(
+    setup: &Setup,
+    plan: &Plan,
+    fl: &floors::Floors,
+    lamina: &Lamina,
+    level: &str,
+    report: &mut Report,
+) -> Result<Vec<(String, f64)>> {
+    // Deployment figures were reported for the first lamina; these are not.
+    let deployed = deploy(setup, fl, lamina, &mut Report::default()).await?;
+    progress(&format!("warm invokes ({level})"));
+    warm::run(plan, fl, lamina, &deployed, level, report).await?;
+    progress(&format!("cold starts ({level})"));
+    cold::run(plan, lamina, &deployed, level, report).await
 }
 
 /// Create the three no-ops (those whose interpreter exists) and wait until they are Active.

@@ -17,7 +17,7 @@ use crate::setup::Setup;
 use crate::Plan;
 
 pub(crate) async fn run(setup: &Setup, plan: &Plan, report: &mut Report) -> Result<()> {
-    let mut lamina = Lamina::start(&setup.lamina).await?;
+    let mut lamina = Lamina::start(&setup.lamina, &setup.isolation[0]).await?;
     let result = measure(setup, plan, &lamina, report).await;
     if result.is_err() {
         lamina.post_mortem();

@@ -19,7 +19,7 @@ pub(crate) struct Setup {
     pub(crate) python: Option<(PathBuf, String)>,
     /// `(path, version)` of the interpreter lamina uses for `nodejs20.x`, if any.
     pub(crate) node: Option<(PathBuf, String)>,
-    /// The isolation levels lamina offers (today only `process`).
+    /// The isolation levels lamina offers, strongest (its default) first.
     pub(crate) isolation: Vec<String>,
     pub(crate) machine: Machine,
     pub(crate) commit: Option<String>,
@@ -88,12 +88,7 @@ pub(crate) fn prepare(no_build: bool, bin_dir: Option<PathBuf>) -> Result<Setup>
     Ok(Setup {
         python: interpreter(&doctor, "python3.12"),
         node: interpreter(&doctor, "nodejs20.x"),
-        isolation: vec![doctor
-            .lines()
-            .find_map(|l| l.strip_prefix("isolation: "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or("process")
-            .to_string()],
+        isolation: levels(&doctor),
         lamina,
         rust_noop,
         bench: std::env::current_exe()?,
@@ -234,6 +229,21 @@ impl Setup {
     }
 }
 
+/// The level `lamina doctor` says is in force, then `process` if that is stronger.
+fn levels(doctor: &str) -> Vec<String> {
+    let default = doctor
+        .lines()
+        .find_map(|l| l.strip_prefix("isolation: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("process")
+        .to_string();
+    let mut out = vec![default];
+    if out[0] != "process" {
+        out.push("process".into());
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +256,10 @@ mod tests {
             Some((PathBuf::from("/usr/bin/python3"), "Python 3.12.3".into()))
         );
         assert_eq!(interpreter(text, "nodejs20.x"), None);
+        assert_eq!(levels(text), vec!["process"]);
+        assert_eq!(
+            levels("isolation: namespace (available)\n"),
+            vec!["namespace", "process"]
+        );
     }
 }

@@ -3,6 +3,8 @@
 //! - `lamina serve`: the Lambda API on one port (default `127.0.0.1:9001`), state in a data
 //!   directory (default `./.lamina`).
 //! - `lamina doctor`: what this host offers lamina (interpreters per runtime, isolation level).
+//! - `lamina sandbox-helper`: internal; the single-threaded process that starts sandboxed
+//!   environments for `serve` (see `lamina_sandbox::helper`).
 //!
 //! This crate only wires the others together: config → store → pool → invoker → API.
 
@@ -17,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use lamina_api::ApiState;
 use lamina_invoke::Invoker;
 use lamina_pool::{Credentials, Interpreters, Pool, PoolConfig};
+use lamina_sandbox::{HelperCommand, Isolation, Network, Sandbox, SandboxConfig};
 use lamina_store::sqlite::SqliteStore;
 use lamina_store::Store;
 
@@ -32,8 +35,46 @@ enum Command {
     /// Serve the Lambda API and run functions.
     Serve(ServeArgs),
     /// Report what this host offers lamina.
-    Doctor(CommonArgs),
+    Doctor(DoctorArgs),
 }
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// Isolation of execution environments: `namespace` (namespaces, cgroups, seccomp; the
+    /// default, where the kernel allows it) or `process` (plain child processes).
+    #[arg(long, env = "LAMINA_ISOLATION", default_value = "namespace")]
+    isolation: Isolation,
+    /// Network of sandboxed environments: `host` (as on Lambda) or `none` (an empty network
+    /// namespace of their own; the Runtime API is still reachable on 127.0.0.1:9001).
+    #[arg(long, env = "LAMINA_NETWORK", default_value = "host")]
+    network: Network,
+}
+
+impl SandboxArgs {
+    /// Start the sandbox (and its helper process) for `data_dir`.
+    fn start(&self, data_dir: &Path) -> Sandbox {
+        Sandbox::start(&SandboxConfig {
+            isolation: self.isolation,
+            // The running binary itself, even if the file was replaced since it started.
+            helper: HelperCommand {
+                program: PathBuf::from("/proc/self/exe"),
+                args: vec![HELPER_COMMAND.into()],
+            },
+            state_dir: data_dir.join("sandbox"),
+        })
+    }
+}
+
+/// The hidden subcommand that runs the sandbox helper.
+const HELPER_COMMAND: &str = "sandbox-helper";
 
 #[derive(Debug, Args)]
 struct CommonArgs {
@@ -77,6 +118,8 @@ struct ServeArgs {
     /// `Event` invocations run at once (a throttled or delayed event does not hold a slot).
     #[arg(long, env = "LAMINA_ASYNC_CONCURRENCY", default_value_t = 64)]
     async_concurrency: usize,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
 }
 
 /// The async worker's settings from the command line.
@@ -96,6 +139,14 @@ fn async_settings(args: &ServeArgs) -> Result<lamina_invoke::AsyncSettings> {
 }
 
 fn main() -> Result<()> {
+    // The sandbox helper must stay single-threaded: it is dispatched before anything starts a
+    // thread (logging, the async runtime).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == HELPER_COMMAND)
+    {
+        return lamina_sandbox::helper::main().context("sandbox helper");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LAMINA_LOG")
@@ -110,7 +161,7 @@ fn main() -> Result<()> {
         .context("starting the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Doctor(args) => doctor(&args),
+        Command::Doctor(args) => doctor(&args.common, &args.sandbox),
     }
 }
 
@@ -155,6 +206,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let runtime_dir = data_dir.join("runtime");
     lamina_pool::runtimes::install_clients(&runtime_dir)
         .with_context(|| format!("installing runtime clients in {}", runtime_dir.display()))?;
+    // Started from the main thread, which lives as long as the daemon: the helper's
+    // parent-death signal is tied to the thread that started it.
+    let sandbox = Arc::new(args.sandbox.start(data_dir));
+    for line in sandbox.describe() {
+        if line.starts_with("warning: ") {
+            tracing::warn!("sandbox {line}");
+        } else {
+            tracing::info!("sandbox {line}");
+        }
+    }
     let pool = Pool::new(PoolConfig {
         logs_dir: data_dir.join("logs"),
         opt_dir: data_dir.join("opt"),
@@ -168,6 +229,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
             secret_access_key: "lamina-function-secret".into(),
             session_token: "lamina-function-session".into(),
         },
+        sandbox,
+        network: args.sandbox.network,
     });
     let invoker = Invoker::with_settings(
         store.clone(),
@@ -197,11 +260,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(
-        isolation = "process",
-        reason = "the namespace sandbox is not part of this build yet",
-        "execution environments run as plain child processes"
-    );
     // Tests and scripts read this line to learn the port.
     println!("lamina listening on http://{addr}");
     tokio::select! {
@@ -221,12 +279,21 @@ async fn shutdown_signal() {
     }
 }
 
-fn doctor(args: &CommonArgs) -> Result<()> {
+fn doctor(args: &CommonArgs, sandbox: &SandboxArgs) -> Result<()> {
     println!("lamina {}", env!("CARGO_PKG_VERSION"));
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     println!("kernel: {}", kernel.trim());
     println!("data directory: {}", args.data_dir.display());
-    println!("isolation: process (plain child processes in their own process group; the namespace sandbox is not part of this build yet)");
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&args.data_dir)?;
+    for line in sandbox.start(&data_dir).describe() {
+        println!("{line}");
+    }
+    println!(
+        "network: {} (sandboxed environments; --network, or LAMINA_NETWORK per function)",
+        sandbox.network
+    );
     println!("runtimes:");
     let found = interpreters(args)?;
     for runtime in lamina_types::runtime::SERVED_RUNTIMES {

@@ -82,8 +82,15 @@ async fn drain_request_ids(sqs: &aws_sdk_sqs::Client, url: &str, into: &mut Hash
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_with_thousands_of_events_in_flight_loses_none() {
-    let mut server =
-        Server::start_with(&["--async-retry-delays", "0.5", "--async-backoff", "0.05,1"]);
+    // Plain processes: the function writes what ran to a host directory the test reads.
+    let mut server = Server::start_with(&[
+        "--async-retry-delays",
+        "0.5",
+        "--async-backoff",
+        "0.05,1",
+        "--isolation",
+        "process",
+    ]);
     let client = server.client();
     let sqs = server.sqs();
     create_queue(&sqs, "crash-dlq").await;
@@ -260,7 +267,7 @@ fn stored_attempts(db: &std::path::Path, request_id: &str) -> Option<u32> {
 
 #[tokio::test]
 async fn a_delayed_retry_survives_a_crash() {
-    let mut server = Server::start_with(&["--async-retry-delays", "3"]);
+    let mut server = Server::start_with(&["--async-retry-delays", "3", "--isolation", "process"]);
     let client = server.client();
     create_queue(&server.sqs(), "late-failures").await;
     create_with(

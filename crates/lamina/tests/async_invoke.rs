@@ -62,7 +62,21 @@ def keep(event, context):
 
 const QUEUE_ARN: &str = "arn:aws:sqs:us-east-1:000000000000:";
 
+/// Short retry delays and back-off; functions run as plain processes, so that they can write
+/// what they saw to a host directory the test reads.
 fn fast_server() -> Server {
+    Server::start_with(&[
+        "--async-retry-delays",
+        "0.3,0.6",
+        "--async-backoff",
+        "0.1,1",
+        "--isolation",
+        "process",
+    ])
+}
+
+/// The same with the default isolation (the namespace sandbox where the host allows it).
+fn fast_sandboxed_server() -> Server {
     Server::start_with(&[
         "--async-retry-delays",
         "0.3,0.6",
@@ -443,7 +457,7 @@ async fn an_always_failing_function_lands_in_on_failure_and_the_dead_letter_queu
 
 #[tokio::test]
 async fn a_timeout_is_a_function_error() {
-    let server = fast_server();
+    let server = fast_sandboxed_server();
     let client = server.client();
     create_queue(&server.sqs(), "timeouts").await;
     function(&client, "sleepy", "slow", 1).await;
@@ -496,7 +510,7 @@ async fn a_crash_is_a_function_error_and_is_retried() {
 #[tokio::test]
 async fn an_event_older_than_its_maximum_age_is_not_retried() {
     // A retry would come two minutes later, past the 60 s age limit: the event fails at once.
-    let server = Server::start_with(&["--async-retry-delays", "120"]);
+    let server = Server::start_with(&["--async-retry-delays", "120", "--isolation", "process"]);
     let client = server.client();
     create_queue(&server.sqs(), "expired").await;
     function(&client, "aged", "fail", 3).await;
@@ -523,7 +537,7 @@ async fn an_event_older_than_its_maximum_age_is_not_retried() {
 async fn a_throttled_event_whose_back_off_outlives_its_age_expires() {
     // The first back-off (100 s) already ends past the 60 s age limit: a throttled event
     // fails with EventAgeExceeded without ever running.
-    let server = Server::start_with(&["--async-backoff", "100,100"]);
+    let server = Server::start_with(&["--async-backoff", "100,100", "--isolation", "process"]);
     let client = server.client();
     create_queue(&server.sqs(), "too-old").await;
     function(&client, "busy", "slow", 30).await;

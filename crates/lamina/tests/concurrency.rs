@@ -439,7 +439,7 @@ async fn reserved_concurrency_zero_throttles_every_invoke() {
 
 #[tokio::test]
 async fn reserved_concurrency_one_runs_one_invoke_at_a_time() {
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     probe(&client, "single").await;
     reserve(&client, "single", 1).await;
@@ -465,7 +465,7 @@ async fn reserved_concurrency_one_runs_one_invoke_at_a_time() {
 
 #[tokio::test]
 async fn the_account_limit_throttles_unreserved_functions() {
-    let server = Server::start_with(&["--concurrency-limit", "2"]);
+    let server = Server::start_with(&["--concurrency-limit", "2", "--isolation", "process"]);
     let client = server.client();
     assert_eq!(account(&client).await, (2, Some(2)));
     probe(&client, "busy").await;
@@ -494,7 +494,7 @@ async fn the_account_limit_throttles_unreserved_functions() {
 #[tokio::test]
 async fn concurrent_invokes_run_in_as_many_environments_at_once() {
     const N: usize = 8;
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     probe(&client, "fanout").await;
 

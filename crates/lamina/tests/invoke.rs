@@ -117,7 +117,7 @@ async fn function_errors_are_data() {
 
 #[tokio::test]
 async fn timeouts_kill_the_environment() {
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     create_with(
         &client,
@@ -355,7 +355,7 @@ async fn payload_limits_and_bad_payloads() {
 
 #[tokio::test]
 async fn event_invokes_are_accepted_then_run() {
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     tool(&client, "later").await;
     let dir = tempfile::tempdir().unwrap();
@@ -385,7 +385,7 @@ async fn event_invokes_are_accepted_then_run() {
 
 #[tokio::test]
 async fn accepted_events_survive_a_crash() {
-    let mut server = Server::start();
+    let mut server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     create_with(
         &client,
@@ -651,7 +651,7 @@ async fn the_environment_holds_lambda_variables_and_nothing_of_the_server() {
 
 #[tokio::test]
 async fn concurrent_invokes_get_their_own_environments() {
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     tool(&client, "parallel").await;
     let started = Instant::now();
@@ -699,7 +699,7 @@ where
 
 #[tokio::test]
 async fn idle_environments_are_stopped() {
-    let server = Server::start_with(&["--idle-timeout", "0.5"]);
+    let server = Server::start_with(&["--idle-timeout", "0.5", "--isolation", "process"]);
     let client = server.client();
     tool(&client, "idle").await;
     let (body, _, _) = call(&client, "idle", json!({})).await;
@@ -717,7 +717,7 @@ async fn idle_environments_are_stopped() {
 
 #[tokio::test]
 async fn a_new_configuration_never_reuses_an_old_environment() {
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     tool(&client, "versioned").await;
     let (before, _, _) = call(&client, "versioned", json!({"action": "env"})).await;

@@ -72,6 +72,9 @@ async fn a_rust_bootstrap_built_with_lambda_runtime() {
     assert_eq!(body["errorMessage"], "on purpose");
 }
 
+/// The interpreter a `provided` bootstrap finds as `python3` on Lambda's `PATH`.
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
 /// `awslambdaric` installed (once per test run) into a directory, with its dependencies.
 fn awslambdaric_dir(python: &PathBuf) -> PathBuf {
     let lamina = PathBuf::from(env!("CARGO_BIN_EXE_lamina"));
@@ -83,8 +86,15 @@ fn awslambdaric_dir(python: &PathBuf) -> PathBuf {
     if !dir.join("awslambdaric").exists() {
         let tmp = dir.with_extension("tmp");
         let _ = std::fs::remove_dir_all(&tmp);
+        // For the system's python3, which the sandboxed bootstrap runs: its version's wheels.
+        let out = Command::new(SYSTEM_PYTHON)
+            .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            .output()
+            .expect("the system's python3 (scripts/install-deps installs it)");
+        let version = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let status = Command::new(python)
-            .args(["-m", "pip", "install", "--quiet", "--target"])
+            .args(["-m", "pip", "install", "--quiet", "--only-binary=:all:"])
+            .args(["--python-version", &version, "--target"])
             .arg(&tmp)
             .arg("awslambdaric")
             .status()
@@ -110,11 +120,9 @@ async fn the_official_python_runtime_interface_client() {
     ));
     entries.push((
         "bootstrap".into(),
-        format!(
-            "#!/bin/sh\ncd \"$LAMBDA_TASK_ROOT\"\nexec {} -m awslambdaric app.handler\n",
-            python.display()
-        )
-        .into_bytes(),
+        // The system's python3 (on PATH, as in a custom runtime image): a sandboxed
+        // `provided` function sees the system directories, not the host's other interpreters.
+        b"#!/bin/sh\ncd \"$LAMBDA_TASK_ROOT\"\nexec python3 -m awslambdaric app.handler\n".to_vec(),
         0o755,
     ));
     let server = Server::start();

@@ -38,7 +38,7 @@ async fn ready(client: &Client, name: &str, qualifier: &str) {
 
 #[tokio::test]
 async fn an_alias_with_provisioned_concurrency_serves_warm() {
-    let server = Server::start_with(&["--idle-timeout", "0.3"]);
+    let server = Server::start_with(&["--idle-timeout", "0.3", "--isolation", "process"]);
     let client = server.client();
     create(
         &client,

@@ -102,7 +102,7 @@ async fn an_unknown_route_is_an_aws_shaped_404() {
 
 #[tokio::test]
 async fn a_clean_stop_leaves_no_function_process_behind() {
-    let mut server = Server::start();
+    let mut server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     create(
         &client,

@@ -575,7 +575,7 @@ async fn get_function_and_configuration_with_a_version_qualifier() {
 
 #[tokio::test]
 async fn a_published_version_never_changes() {
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     let v1_code = probe_zip("v1");
     create_with(
@@ -882,7 +882,7 @@ async fn deleting_versions_one_at_a_time_and_all_at_once() {
 
 #[tokio::test]
 async fn an_in_flight_invoke_finishes_on_the_code_it_started_with() {
-    let server = Server::start();
+    let server = Server::start_with(PROCESS_LEVEL);
     let client = server.client();
     create_with(
         &client,

@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use lamina_runtime_api::{InitSignal, Invocation, Outcome, RuntimeApi};
-use lamina_sandbox::{Exit, Process, SandboxSpec, SpawnError};
+use lamina_sandbox::{
+    Exit, Isolation, Limits, Mount, Network, Process, SandboxSpec, SpawnError, ISOLATED_RUNTIME_API,
+};
 use lamina_types::function::FunctionVersion;
 use lamina_types::invoke::{PlatformError, LOG_TAIL_BYTES};
 use lamina_types::runtime::{family, RuntimeFamily};
 
 use crate::logs::{stream_path, LogStream};
-use crate::runtimes::{command, merged_layers, CommandError};
+use crate::runtimes::{command, interpreter_prefix, merged_layers, CommandError, View};
 use crate::{FunctionOutcome, InvokeParams, InvokeResult, PoolConfig, ProvisionedSlot};
 
 /// A started environment, idle or in use.
@@ -63,12 +65,6 @@ impl Environment {
             id
         );
         let group = version.log_group();
-        let mut api = RuntimeApi::bind(cfg.bind_ip).await.map_err(|e| {
-            platform_failure(
-                "Runtime.Unknown",
-                &format!("cannot open the Runtime API: {e}"),
-            )
-        })?;
         let runtime = version.config.runtime.as_deref().unwrap_or_default();
         let task_root = &version.code_dir;
         let opt = if version.layers.is_empty() {
@@ -86,14 +82,34 @@ impl Environment {
                 )
             })?)
         };
-        let cmd = command(
-            runtime,
-            task_root,
-            opt.as_deref(),
-            &cfg.runtime_dir,
-            &cfg.interpreters,
-        )
-        .map_err(|e| match e {
+        let (isolation, network) = choose_sandbox(cfg, &version);
+        let sandboxed = isolation == Isolation::Namespace;
+        // The Runtime API: on the host's loopback, or made inside the environment's own
+        // network namespace (then it is served once the environment exists).
+        let early_api = if network == Network::None {
+            None
+        } else {
+            Some(RuntimeApi::bind(cfg.bind_ip).await.map_err(|e| {
+                platform_failure(
+                    "Runtime.Unknown",
+                    &format!("cannot open the Runtime API: {e}"),
+                )
+            })?)
+        };
+        let api_addr = early_api
+            .as_ref()
+            .map_or(ISOLATED_RUNTIME_API, RuntimeApi::addr)
+            .to_string();
+        let view = if sandboxed {
+            View::lambda(opt.is_some())
+        } else {
+            View {
+                task_root: task_root.clone(),
+                opt: opt.clone(),
+                runtime_dir: cfg.runtime_dir.clone(),
+            }
+        };
+        let cmd = command(runtime, task_root, &view, &cfg.interpreters).map_err(|e| match e {
             CommandError::Unsupported(_) => {
                 platform_failure("Runtime.InvalidRuntime", &e.to_string())
             }
@@ -101,20 +117,49 @@ impl Environment {
                 platform_failure("Runtime.InvalidEntrypoint", &e.to_string())
             }
         })?;
+        let mut mounts = Vec::new();
+        if sandboxed {
+            let ro = |source: &Path, target: &Path| Mount {
+                source: source.to_path_buf(),
+                target: target.to_path_buf(),
+                writable: false,
+            };
+            mounts.push(ro(task_root, &view.task_root));
+            if let (Some(host), Some(seen)) = (&opt, &view.opt) {
+                mounts.push(ro(host, seen));
+            }
+            mounts.push(ro(&cfg.runtime_dir, &view.runtime_dir));
+            if family(runtime) != Some(RuntimeFamily::Provided) {
+                if let Some(prefix) = interpreter_prefix(&cmd.program) {
+                    mounts.push(ro(&prefix, &prefix));
+                }
+            }
+        }
+        let memory_mb = u64::from(version.config.memory_size);
+        let cpu_share = Limits::cpu_for_memory(memory_mb);
         let spec = SandboxSpec {
             program: cmd.program,
             args: cmd.args,
             env: environment_variables(
                 cfg,
                 &version,
-                &api.addr().to_string(),
+                &api_addr,
                 &stream,
                 provisioned.is_some(),
-                opt.as_deref(),
+                &view,
+                sandboxed,
             ),
-            cwd: task_root.clone(),
+            cwd: view.task_root.clone(),
+            isolation,
+            network,
+            mounts,
+            memory_mb,
+            tmp_mb: u64::from(version.config.ephemeral_storage.size),
+            // Init runs with at least one full vCPU; invocations get Lambda's share
+            // (MemorySize / 1769 vCPUs), set once init is done.
+            cpu_millis: cpu_share.max(1000),
         };
-        let (mut process, pipe) = Process::spawn(&spec).map_err(|e| {
+        let (mut process, pipe) = cfg.sandbox.spawn(&spec).await.map_err(|e| {
             let reason = match &e {
                 SpawnError::NotFound { program } => format!(
                     "RequestId: {request_id} Error: fork/exec {}: no such file or directory",
@@ -124,10 +169,25 @@ impl Environment {
                     "RequestId: {request_id} Error: fork/exec {}: permission denied",
                     program.display()
                 ),
-                SpawnError::Other { .. } => format!("RequestId: {request_id} Error: {e}"),
+                SpawnError::Other { .. } | SpawnError::Unavailable { .. } => {
+                    format!("RequestId: {request_id} Error: {e}")
+                }
             };
             platform_failure("Runtime.InvalidEntrypoint", &reason)
         })?;
+        let mut api = match early_api {
+            Some(api) => api,
+            None => process
+                .take_runtime_api_listener()
+                .ok_or_else(|| std::io::Error::other("no listener from the sandbox"))
+                .and_then(RuntimeApi::from_listener)
+                .map_err(|e| {
+                    platform_failure(
+                        "Runtime.Unknown",
+                        &format!("cannot open the Runtime API: {e}"),
+                    )
+                })?,
+        };
         let log_path = stream_path(
             &cfg.logs_dir,
             &version.key.account,
@@ -152,19 +212,24 @@ impl Environment {
             }
         };
         match outcome {
-            Some(Ok(InitSignal::Ready)) => Ok(Environment {
-                version,
-                process,
-                api,
-                logs,
-                // A provisioned environment's init is not part of any invocation.
-                init_duration: provisioned.is_none().then(|| started.elapsed()),
-                last_used: Instant::now(),
-                provisioned,
-                healthy: true,
-                peak_memory_mb: 0,
-                memory_sampled: None,
-            }),
+            Some(Ok(InitSignal::Ready)) => {
+                if cpu_share < 1000 {
+                    process.set_cpu(cpu_share);
+                }
+                Ok(Environment {
+                    version,
+                    process,
+                    api,
+                    logs,
+                    // A provisioned environment's init is not part of any invocation.
+                    init_duration: provisioned.is_none().then(|| started.elapsed()),
+                    last_used: Instant::now(),
+                    provisioned,
+                    healthy: true,
+                    peak_memory_mb: 0,
+                    memory_sampled: None,
+                })
+            }
             Some(Ok(InitSignal::Error { error_type, body })) => {
                 process.kill();
                 logs.drain_to_end(Duration::from_millis(200)).await;
@@ -184,7 +249,12 @@ impl Environment {
                 logs.drain_to_end(Duration::from_millis(200)).await;
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
-                Err(failure(&logs, "Runtime.ExitError", &message))
+                let error_type = if process.out_of_memory() {
+                    "Runtime.OutOfMemory"
+                } else {
+                    "Runtime.ExitError"
+                };
+                Err(failure(&logs, error_type, &message))
             }
         }
     }
@@ -193,6 +263,13 @@ impl Environment {
     pub(crate) async fn stop(mut self) {
         self.process.kill();
         let _ = tokio::time::timeout(Duration::from_secs(2), self.process.wait()).await;
+    }
+
+    /// Freeze the idle environment (see [`crate::FREEZE_AFTER`]); thawed by its next invoke.
+    pub(crate) fn freeze(&mut self) {
+        if !self.process.is_frozen() {
+            self.process.freeze();
+        }
     }
 
     /// Whether the environment can take another invocation.
@@ -206,6 +283,7 @@ impl Environment {
         let timeout = Duration::from_secs(u64::from(self.version.config.timeout));
         let started = Instant::now();
         let deadline_ms = Utc::now().timestamp_millis() as u64 + timeout.as_millis() as u64;
+        self.process.thaw();
         self.logs.begin_capture();
         self.logs.platform_line(&format!(
             "START RequestId: {request_id} Version: {}",
@@ -263,6 +341,12 @@ impl Environment {
             }
         };
         let duration = started.elapsed();
+        if self.healthy && self.process.out_of_memory() {
+            // The memory cgroup killed a process of this environment (cgroup v1 kills one
+            // process, not the tree): the environment is not trusted again.
+            self.healthy = false;
+            self.process.kill();
+        }
         if self.healthy {
             self.logs.drain();
         }
@@ -313,8 +397,44 @@ impl Environment {
         self.logs.drain_to_end(Duration::from_millis(200)).await;
         let message = format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
         self.logs.platform_line(&message);
-        platform_error("Runtime.ExitError", &message)
+        let error_type = if self.process.out_of_memory() {
+            "Runtime.OutOfMemory"
+        } else {
+            "Runtime.ExitError"
+        };
+        platform_error(error_type, &message)
     }
+}
+
+/// The isolation level and network for `version`: the server's, or the function's own
+/// (`LAMINA_ISOLATION`, `LAMINA_NETWORK` in its environment variables) where stricter.
+fn choose_sandbox(cfg: &PoolConfig, version: &FunctionVersion) -> (Isolation, Network) {
+    use lamina_types::validate::{ISOLATION_VARIABLE, NETWORK_VARIABLE};
+    let find = |name: &str| {
+        version
+            .variables()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut isolation = find(ISOLATION_VARIABLE)
+        .and_then(|v| v.parse::<Isolation>().ok())
+        .map_or(cfg.sandbox.isolation(), |own| {
+            own.max(cfg.sandbox.isolation())
+        });
+    let mut network = find(NETWORK_VARIABLE)
+        .and_then(|v| v.parse::<Network>().ok())
+        .map_or(cfg.network, |own| own.max(cfg.network));
+    match (isolation, network) {
+        // A network of its own needs the namespace level (an invoke then fails clearly on a
+        // host without it, rather than running on the host's network).
+        (Isolation::Process, Network::None) if find(NETWORK_VARIABLE).is_some() => {
+            isolation = Isolation::Namespace;
+        }
+        // The server's own `--network none` means nothing at the process level.
+        (Isolation::Process, Network::None) => network = Network::Host,
+        _ => {}
+    }
+    (isolation, network)
 }
 
 fn failure(logs: &LogStream, error_type: &str, message: &str) -> StartFailure {
@@ -376,14 +496,18 @@ fn environment_variables(
     runtime_api: &str,
     stream: &str,
     provisioned: bool,
-    opt: Option<&Path>,
+    view: &View,
+    sandboxed: bool,
 ) -> Vec<(String, String)> {
     let c = &v.config;
     let runtime = c.runtime.as_deref().unwrap_or_default();
-    let task_root = v.code_dir.display().to_string();
-    let runtime_dir = cfg.runtime_dir.display().to_string();
+    let task_root = view.task_root.display().to_string();
+    let runtime_dir = view.runtime_dir.display().to_string();
     // The layers' directory: /opt in a sandbox; the merged directory itself in a plain process.
-    let opt_dir = opt.map_or_else(|| "/opt".to_string(), |p| p.display().to_string());
+    let opt_dir = view
+        .opt
+        .as_ref()
+        .map_or_else(|| "/opt".to_string(), |p| p.display().to_string());
     let mut env: Vec<(String, String)> = vec![
         (
             "PATH".into(),
@@ -404,7 +528,7 @@ fn environment_variables(
             format!("{opt_dir}/nodejs/node{major}/node_modules:{opt_dir}/nodejs/node_modules:{runtime_dir}/node_modules"),
         ));
     }
-    if let Some(opt) = opt {
+    if let (Some(opt), false) = (&view.opt, sandboxed) {
         env.push(("LAMINA_OPT_DIR".into(), opt.display().to_string()));
     }
     // The function's own variables may replace the defaults above...

@@ -101,6 +101,24 @@ fn which(path: &str, name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
+/// The directory to mount so that `interpreter` runs in a sandbox: its installation prefix
+/// (`/root/.pyenv/versions/3.12.1` for `.../bin/python3.12`), or `None` when it lives in the
+/// system directories every sandbox already has.
+pub(crate) fn interpreter_prefix(interpreter: &Path) -> Option<PathBuf> {
+    const SYSTEM: [&str; 5] = ["/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/"];
+    let text = interpreter.to_string_lossy();
+    if SYSTEM.iter().any(|d| text.starts_with(d)) {
+        return None;
+    }
+    let bin = interpreter.parent()?;
+    let prefix = if bin.file_name().is_some_and(|n| n == "bin") {
+        bin.parent()?
+    } else {
+        bin
+    };
+    (prefix != Path::new("/")).then(|| prefix.to_path_buf())
+}
+
 /// Run `candidate` with `probe` (which prints the interpreter's own executable path) and
 /// return that path, or `None` if the candidate does not run.
 fn real_executable(candidate: &Path, probe: &[&str]) -> Option<PathBuf> {
@@ -225,12 +243,33 @@ pub(crate) enum CommandError {
     NoInterpreter(String),
 }
 
-/// The command that starts a function of `runtime` whose code is in `task_root`.
+/// Where the function's directories are, as the function sees them: `/var/task`, `/opt` and
+/// `/var/runtime` in a namespace sandbox; the host's directories in a plain process.
+#[derive(Debug, Clone)]
+pub(crate) struct View {
+    pub(crate) task_root: PathBuf,
+    /// Present when the function has layers.
+    pub(crate) opt: Option<PathBuf>,
+    pub(crate) runtime_dir: PathBuf,
+}
+
+impl View {
+    /// Lambda's paths, as a sandboxed function sees them.
+    pub(crate) fn lambda(has_layers: bool) -> View {
+        View {
+            task_root: PathBuf::from("/var/task"),
+            opt: has_layers.then(|| PathBuf::from("/opt")),
+            runtime_dir: PathBuf::from("/var/runtime"),
+        }
+    }
+}
+
+/// The command that starts a function of `runtime` whose code is in `task_root` (a host path,
+/// to look for a bootstrap), as seen through `view`.
 pub(crate) fn command(
     runtime: &str,
     task_root: &Path,
-    opt: Option<&Path>,
-    runtime_dir: &Path,
+    view: &View,
     interpreters: &Interpreters,
 ) -> Result<Command, CommandError> {
     let interpreter = || {
@@ -242,9 +281,9 @@ pub(crate) fn command(
     match family(runtime) {
         // The package's bootstrap, else a layer's.
         Some(RuntimeFamily::Provided) => Ok(Command {
-            program: match opt {
+            program: match &view.opt {
                 Some(opt) if !task_root.join("bootstrap").exists() => opt.join("bootstrap"),
-                _ => task_root.join("bootstrap"),
+                _ => view.task_root.join("bootstrap"),
             },
             args: vec![],
         }),
@@ -252,12 +291,12 @@ pub(crate) fn command(
             program: interpreter()?,
             args: vec![
                 "-u".into(),
-                runtime_dir.join("python/lamina_runtime.py").into(),
+                view.runtime_dir.join("python/lamina_runtime.py").into(),
             ],
         }),
         Some(RuntimeFamily::Node) => Ok(Command {
             program: interpreter()?,
-            args: vec![runtime_dir.join("node/lamina_runtime.mjs").into()],
+            args: vec![view.runtime_dir.join("node/lamina_runtime.mjs").into()],
         }),
         None => Err(CommandError::Unsupported(runtime.to_string())),
     }

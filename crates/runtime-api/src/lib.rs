@@ -146,6 +146,17 @@ impl RuntimeApi {
     /// Listen on an ephemeral port of `ip`.
     pub async fn bind(ip: IpAddr) -> std::io::Result<RuntimeApi> {
         let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
+        RuntimeApi::serve(listener)
+    }
+
+    /// Serve on a listening socket made elsewhere (inside an environment's own network
+    /// namespace, where only it can connect). Needs a Tokio runtime.
+    pub fn from_listener(listener: std::net::TcpListener) -> std::io::Result<RuntimeApi> {
+        listener.set_nonblocking(true)?;
+        RuntimeApi::serve(TcpListener::from_std(listener)?)
+    }
+
+    fn serve(listener: TcpListener) -> std::io::Result<RuntimeApi> {
         let addr = listener.local_addr()?;
         let (init_tx, init_rx) = oneshot::channel();
         let shared = Arc::new(Shared::default());

@@ -1,34 +1,179 @@
-//! Start, watch and kill one execution environment's process tree.
+//! Start, limit, freeze and kill one execution environment's process tree.
 //!
-//! This crate knows processes, not functions: it takes a [`SandboxSpec`] (program, arguments,
-//! environment, working directory) and returns a [`Process`] whose stdout and stderr both go to
-//! one pipe ([`LogPipe`]) so that the caller sees the output in the order it was written.
+//! This crate knows processes, not functions: the caller describes what to run and what the
+//! process may see in a [`SandboxSpec`]; [`Sandbox::spawn`] returns a [`Process`] whose stdout and
+//! stderr share one pipe ([`LogPipe`]), so output keeps the order it was written in.
 //!
-//! Isolation levels: today only `process` exists: a plain child process in its own process group,
-//! with a scrubbed environment (only what the spec lists) and no stdin. Killing the environment
-//! kills the whole group. The `namespace` level (mount/pid/ipc/uts namespaces, cgroups, seccomp)
-//! is the next step and will live here too; it is the only crate allowed `unsafe`.
+//! Two isolation levels ([`Isolation`]):
+//! - **`namespace`** (the default where the kernel allows it): mount, pid, ipc and uts
+//!   namespaces (and a network one for [`Network::None`]); a read-only root holding only the
+//!   system directories, a generated `/etc` and the caller's bind mounts; a private `/tmp`
+//!   tmpfs; its own `/proc`; a minimal `/dev`; an unprivileged user with no capabilities,
+//!   `no_new_privs`, Landlock where the kernel has it and a seccomp filter; memory, CPU and
+//!   process limits through cgroups, which also freeze idle environments. Environments are
+//!   started by a single-threaded helper process ([`helper`]), never by forking the daemon.
+//! - **`process`**: a plain child process in its own process group with a scrubbed
+//!   environment, for hosts without namespaces.
+//!
+//! Killing an environment kills its whole tree: the pid namespace's init (or the process
+//! group) and, where the kernel has it, everything in its cgroup.
+//!
+//! This is the only crate allowed `unsafe`; every block says why it is sound.
+
+#![allow(unsafe_code)]
+
+pub mod cgroup;
+mod child;
+mod client;
+pub mod helper;
+mod protocol;
+mod seccomp;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
-/// What to run.
+pub use cgroup::{Cgroups, EnvCgroup, Limits};
+pub use client::HelperCommand;
+pub use protocol::Mount;
+
+/// The user functions run as inside a namespace sandbox (Lambda's `sbx_user1051`).
+pub const SANDBOX_UID: u32 = 993;
+/// Its group.
+pub const SANDBOX_GID: u32 = 990;
+/// Most processes and threads in one environment.
+pub const PIDS_MAX: u64 = cgroup::PIDS;
+/// Most open files per process.
+pub const NOFILE_MAX: u64 = 1024;
+/// Where the Runtime API listens inside an isolated network: Lambda's own address.
+pub const ISOLATED_RUNTIME_API: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9001);
+
+/// How strongly environments are isolated. Ordered: a stricter level compares greater.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isolation {
+    /// A plain child process in its own process group.
+    Process,
+    /// Namespaces, cgroups, seccomp, Landlock, an unprivileged user.
+    Namespace,
+}
+
+impl Isolation {
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Process => "process",
+            Isolation::Namespace => "namespace",
+        }
+    }
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "process" => Ok(Isolation::Process),
+            "namespace" => Ok(Isolation::Namespace),
+            _ => Err(format!(
+                "unknown isolation level {s:?} (process, namespace)"
+            )),
+        }
+    }
+}
+
+/// The network an environment sees. Ordered: a stricter choice compares greater.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Network {
+    /// The host's network, as on Lambda.
+    Host,
+    /// Its own network namespace with only loopback (the Runtime API is served inside it).
+    None,
+}
+
+impl Network {
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Host => "host",
+            Network::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "host" => Ok(Network::Host),
+            "none" => Ok(Network::None),
+            _ => Err(format!("unknown network {s:?} (host, none)")),
+        }
+    }
+}
+
+/// What to run, and what it may see and use.
 #[derive(Debug, Clone)]
 pub struct SandboxSpec {
-    /// The executable.
+    /// The executable (a path as the process sees it).
     pub program: PathBuf,
     /// Its arguments (without argv[0]).
     pub args: Vec<OsString>,
     /// The complete environment: nothing else from the server's environment is passed.
     pub env: Vec<(String, String)>,
-    /// Working directory.
+    /// Working directory (as the process sees it).
     pub cwd: PathBuf,
+    /// The level this environment runs at; never weaker than the sandbox's.
+    pub isolation: Isolation,
+    /// Network (namespace level only).
+    pub network: Network,
+    /// Bind mounts besides the system directories (namespace level only).
+    pub mounts: Vec<Mount>,
+    /// Memory limit in MB.
+    pub memory_mb: u64,
+    /// Size of the private `/tmp` in MB.
+    pub tmp_mb: u64,
+    /// CPU during init, in thousandths of a vCPU (see [`Process::set_cpu`] for afterwards).
+    pub cpu_millis: u64,
+}
+
+impl SandboxSpec {
+    /// A spec for `program` with Lambda's default limits, at the process level.
+    pub fn new(program: impl Into<PathBuf>, cwd: impl Into<PathBuf>) -> SandboxSpec {
+        SandboxSpec {
+            program: program.into(),
+            args: vec![],
+            env: vec![],
+            cwd: cwd.into(),
+            isolation: Isolation::Process,
+            network: Network::Host,
+            mounts: vec![],
+            memory_mb: 128,
+            tmp_mb: 512,
+            cpu_millis: 1000,
+        }
+    }
 }
 
 /// Why a process could not be started.
@@ -46,7 +191,15 @@ pub enum SpawnError {
         /// The program.
         program: PathBuf,
     },
-    /// Anything else (pipe creation, exec format, ...).
+    /// The requested isolation is not available on this host.
+    #[error("isolation level {wanted} is not available: {reason}")]
+    Unavailable {
+        /// The level asked for.
+        wanted: Isolation,
+        /// Why not.
+        reason: String,
+    },
+    /// Anything else (pipe creation, a mount, exec format, ...).
     #[error("starting {program}: {source}")]
     Other {
         /// The program.
@@ -60,12 +213,507 @@ pub enum SpawnError {
 /// The read end of the pipe that the process's stdout and stderr share.
 pub type LogPipe = pipe::Receiver;
 
-/// A running process tree (the process and everything it starts in its process group).
+/// How the sandbox is configured at start.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The level wanted; `namespace` falls back to `process` (with the reason in
+    /// [`Sandbox::describe`]) when the host cannot provide it.
+    pub isolation: Isolation,
+    /// How to start the helper process.
+    pub helper: HelperCommand,
+    /// A directory of lamina's own for the sandbox (the generated `/etc`, the root's mount
+    /// point).
+    pub state_dir: PathBuf,
+}
+
+/// The sandbox of one daemon: the level in force, the helper, the cgroup layout.
+#[derive(Debug)]
+pub struct Sandbox {
+    /// The level environments get unless they ask for more.
+    isolation: Isolation,
+    /// The strongest level this host offers.
+    available: Isolation,
+    reason: String,
+    helper: Option<client::Helper>,
+    cgroups: Option<Arc<Cgroups>>,
+    /// Cgroups made ahead of time (making one is the slowest part of a spawn).
+    spare: Arc<Mutex<Vec<EnvCgroup>>>,
+    refilling: Arc<AtomicBool>,
+    root_dir: PathBuf,
+    system_mounts: Vec<Mount>,
+    symlinks: Vec<(PathBuf, PathBuf)>,
+    warnings: Vec<String>,
+}
+
+static NEXT_ENV: AtomicU64 = AtomicU64::new(1);
+
+impl Sandbox {
+    /// Plain child processes only.
+    pub fn process_only(reason: &str) -> Sandbox {
+        Sandbox {
+            isolation: Isolation::Process,
+            available: Isolation::Process,
+            reason: reason.to_string(),
+            helper: None,
+            cgroups: None,
+            spare: Arc::default(),
+            refilling: Arc::default(),
+            root_dir: PathBuf::new(),
+            system_mounts: vec![],
+            symlinks: vec![],
+            warnings: vec![],
+        }
+    }
+
+    /// Set up the level `config` asks for, or the strongest the host allows. Never fails:
+    /// [`Sandbox::isolation`] and [`Sandbox::describe`] say what is in force and why.
+    pub fn start(config: &SandboxConfig) -> Sandbox {
+        let mut sandbox = Sandbox::namespaces(config);
+        if config.isolation == Isolation::Process {
+            // Still offered to functions that ask for it.
+            sandbox.isolation = Isolation::Process;
+            sandbox.reason = match sandbox.available {
+                Isolation::Namespace => {
+                    "configured (--isolation process); functions may ask for namespace".into()
+                }
+                Isolation::Process => {
+                    format!("configured (--isolation process); {}", sandbox.reason)
+                }
+            };
+        }
+        sandbox
+    }
+
+    fn namespaces(config: &SandboxConfig) -> Sandbox {
+        let fallback = |why: String| Sandbox::process_only(&why);
+        let etc = config.state_dir.join("etc");
+        let root_dir = config.state_dir.join("root");
+        let prepared = prepare_etc(&etc).and_then(|()| std::fs::create_dir_all(&root_dir));
+        if let Err(e) = prepared {
+            return fallback(format!(
+                "cannot prepare {}: {e}",
+                config.state_dir.display()
+            ));
+        }
+        let helper = match client::Helper::start(&config.helper) {
+            Ok(h) => h,
+            Err(e) => return fallback(format!("the sandbox helper did not start: {e}")),
+        };
+        if let Some(why) = &helper.hello.namespaces {
+            return fallback(why.clone());
+        }
+        let mut warnings = Vec::new();
+        if let Some(why) = &helper.hello.seccomp {
+            warnings.push(format!("no seccomp filter: {why}"));
+        }
+        if helper.hello.landlock_abi <= 0 {
+            warnings.push(
+                "no Landlock in this kernel: paths are limited by the mount view only".into(),
+            );
+        }
+        let cgroups = Cgroups::detect();
+        cgroup::remove_stale(&cgroups);
+        warnings.extend(cgroups.warnings().iter().cloned());
+        let (system_mounts, symlinks) = system_view(&etc);
+        Sandbox {
+            isolation: Isolation::Namespace,
+            available: Isolation::Namespace,
+            reason: "mount, pid, ipc and uts namespaces available".into(),
+            helper: Some(helper),
+            cgroups: Some(Arc::new(cgroups)),
+            spare: Arc::default(),
+            refilling: Arc::default(),
+            root_dir,
+            system_mounts,
+            symlinks,
+            warnings,
+        }
+    }
+
+    /// The level environments get unless a function asks for a stricter one.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// The strongest level this host offers.
+    pub fn available(&self) -> Isolation {
+        self.available
+    }
+
+    /// Why that level.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// What is degraded (missing controllers, no Landlock, ...).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// A human description, one fact per line, for `lamina doctor` and the start-up log.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = vec![format!("isolation: {} ({})", self.isolation, self.reason)];
+        if let Some(h) = &self.helper {
+            out.push(format!(
+                "seccomp: {}",
+                h.hello
+                    .seccomp
+                    .as_deref()
+                    .unwrap_or("filter installed in every environment")
+            ));
+            out.push(match h.hello.landlock_abi {
+                n if n > 0 => format!("landlock: ABI {n}"),
+                _ => "landlock: not available in this kernel".into(),
+            });
+        }
+        if let Some(cg) = &self.cgroups {
+            for line in cg.describe() {
+                out.push(format!("cgroup: {line}"));
+            }
+        }
+        for w in &self.warnings {
+            out.push(format!("warning: {w}"));
+        }
+        out
+    }
+
+    /// The host directories every namespace environment sees (read-only), for callers that
+    /// need to know whether a path is already visible.
+    pub fn system_mounts(&self) -> &[Mount] {
+        &self.system_mounts
+    }
+
+    /// Start `spec`.
+    pub async fn spawn(&self, spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
+        let other = |source| SpawnError::Other {
+            program: spec.program.clone(),
+            source,
+        };
+        match spec.isolation {
+            Isolation::Process => return spawn_process(spec),
+            Isolation::Namespace if self.available < Isolation::Namespace => {
+                return Err(SpawnError::Unavailable {
+                    wanted: Isolation::Namespace,
+                    reason: self.reason.clone(),
+                })
+            }
+            Isolation::Namespace => {}
+        }
+        let (Some(helper), Some(cgroups)) = (&self.helper, &self.cgroups) else {
+            return Err(SpawnError::Unavailable {
+                wanted: Isolation::Namespace,
+                reason: self.reason.clone(),
+            });
+        };
+        let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
+        let limits = Limits {
+            memory_mb: spec.memory_mb,
+            cpu_millis: spec.cpu_millis,
+        };
+        let cgroup = self.take_cgroup(cgroups, &name, &limits).map_err(other)?;
+        let mut guard = CgroupGuard(Some(cgroup));
+        let (log_r, log_w) = std::io::pipe().map_err(other)?;
+        let (status_r, status_w) = std::io::pipe().map_err(other)?;
+
+        let req = protocol::SpawnRequest {
+            id: 0,
+            program: spec.program.clone(),
+            args: spec
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+            env: spec.env.clone(),
+            cwd: spec.cwd.clone(),
+            root: self.root_dir.clone(),
+            symlinks: self.symlinks.clone(),
+            system_mounts: self.system_mounts.clone(),
+            mounts: spec.mounts.clone(),
+            tmp_mb: spec.tmp_mb,
+            cgroup_procs: guard.0.as_ref().map_or(vec![], EnvCgroup::procs_files),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            hostname: "localhost".into(),
+            isolated_network: spec.network == Network::None,
+            runtime_api: ISOLATED_RUNTIME_API,
+            nofile: NOFILE_MAX,
+        };
+        let (pid, listener) = helper
+            .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w))
+            .await
+            .map_err(|(errno, message)| match errno {
+                libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
+                    program: spec.program.clone(),
+                },
+                libc::EACCES if message.starts_with("exec ") => SpawnError::PermissionDenied {
+                    program: spec.program.clone(),
+                },
+                _ => other(std::io::Error::new(
+                    std::io::Error::from_raw_os_error(errno).kind(),
+                    message,
+                )),
+            })?;
+        let pidfd = pidfd_open(pid);
+        let status = pipe::Receiver::from_owned_fd(OwnedFd::from(status_r)).map_err(other)?;
+        let log = pipe::Receiver::from_owned_fd(OwnedFd::from(log_r)).map_err(other)?;
+        Ok((
+            Process {
+                kind: Kind::Namespace { pid, pidfd, status },
+                cgroup: guard.0.take(),
+                frozen: false,
+                exit: None,
+                runtime_api: listener.map(std::net::TcpListener::from),
+            },
+            log,
+        ))
+    }
+}
+
+impl Sandbox {
+    /// A cgroup with `limits`: a spare one if there is one, else a new one; spares are made
+    /// again in the background.
+    fn take_cgroup(
+        &self,
+        cgroups: &Arc<Cgroups>,
+        name: &str,
+        limits: &Limits,
+    ) -> std::io::Result<EnvCgroup> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut cg = match spare {
+            Some(cg) => cg,
+            None => cgroups.make(name)?,
+        };
+        if let Err(e) = cg.apply(limits) {
+            cg.remove();
+            return Err(e);
+        }
+        self.refill(cgroups);
+        Ok(cg)
+    }
+
+    fn refill(&self, cgroups: &Arc<Cgroups>) {
+        const SPARES: usize = 4;
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (cgroups, spare, refilling) =
+            (cgroups.clone(), self.spare.clone(), self.refilling.clone());
+        handle.spawn_blocking(move || {
+            let len = || spare.lock().unwrap_or_else(|p| p.into_inner()).len();
+            while len() < SPARES {
+                let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
+                match cgroups.make(&name) {
+                    Ok(cg) => spare.lock().unwrap_or_else(|p| p.into_inner()).push(cg),
+                    Err(_) => break,
+                }
+            }
+            refilling.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        for mut cg in self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            cg.remove();
+        }
+        if let Some(cg) = &self.cgroups {
+            cg.remove_base();
+        }
+    }
+}
+
+/// Removes an environment's cgroup if the spawn fails half-way.
+struct CgroupGuard(Option<EnvCgroup>);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        if let Some(mut cg) = self.0.take() {
+            cg.remove();
+        }
+    }
+}
+
+/// The generated `/etc`: an account for the sandbox user and nothing of the host's secrets.
+fn prepare_etc(etc: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(etc)?;
+    let write = |name: &str, text: &str| -> std::io::Result<()> {
+        let path = etc.join(name);
+        if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            return Ok(());
+        }
+        let tmp = etc.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(tmp, path)
+    };
+    write(
+        "passwd",
+        &format!(
+            "root:x:0:0:root:/root:/sbin/nologin\nsbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::/tmp:/sbin/nologin\n"
+        ),
+    )?;
+    write(
+        "group",
+        &format!("root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n"),
+    )?;
+    write("hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n")?;
+    write("hostname", "localhost\n")?;
+    write(
+        "nsswitch.conf",
+        "passwd: files\ngroup: files\nhosts: files dns\n",
+    )?;
+    // Public facts the runtimes need: name resolution, the dynamic linker's cache, the OS.
+    for name in ["resolv.conf", "ld.so.cache", "os-release"] {
+        if let Ok(bytes) = std::fs::read(Path::new("/etc").join(name)) {
+            let text = String::from_utf8_lossy(&bytes);
+            if name == "ld.so.cache" {
+                let path = etc.join(name);
+                if std::fs::read(&path).ok().as_deref() != Some(bytes.as_slice()) {
+                    let tmp = etc.join(".ld.so.cache.tmp");
+                    std::fs::write(&tmp, &bytes)?;
+                    std::fs::rename(tmp, path)?;
+                }
+            } else {
+                write(name, &text)?;
+            }
+        }
+    }
+    // Mount points for the host directories shared read-only (certificates, alternatives).
+    for dir in SHARED_ETC {
+        std::fs::create_dir_all(etc.join(dir))?;
+    }
+    Ok(())
+}
+
+/// Directories of the host's `/etc` that hold no secrets and that runtimes use.
+const SHARED_ETC: [&str; 3] = ["ssl", "ca-certificates", "alternatives"];
+
+/// The system part of every root: `/usr` and the library and binary directories (as the
+/// symbolic links they are on merged-/usr systems), and the generated `/etc`.
+fn system_view(etc: &Path) -> (Vec<Mount>, Vec<(PathBuf, PathBuf)>) {
+    let mut mounts = Vec::new();
+    let mut links = Vec::new();
+    for dir in [
+        "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+    ] {
+        let path = Path::new(dir);
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                if let Ok(target) = std::fs::read_link(path) {
+                    links.push((path.to_path_buf(), target));
+                }
+            }
+            Ok(m) if m.is_dir() => mounts.push(Mount {
+                source: path.to_path_buf(),
+                target: path.to_path_buf(),
+                writable: false,
+            }),
+            _ => {}
+        }
+    }
+    mounts.push(Mount {
+        source: etc.to_path_buf(),
+        target: "/etc".into(),
+        writable: false,
+    });
+    for dir in SHARED_ETC {
+        let host = Path::new("/etc").join(dir);
+        if host.is_dir() {
+            mounts.push(Mount {
+                source: host.clone(),
+                target: host,
+                writable: false,
+            });
+        }
+    }
+    (mounts, links)
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// A plain child process in its own process group.
+fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
+    let other = |source| SpawnError::Other {
+        program: spec.program.clone(),
+        source,
+    };
+    let (reader, writer) = std::io::pipe().map_err(other)?;
+    let writer2 = writer.try_clone().map_err(other)?;
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SpawnError::NotFound {
+            program: spec.program.clone(),
+        },
+        std::io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied {
+            program: spec.program.clone(),
+        },
+        _ => other(e),
+    })?;
+    // `cmd` held the write ends; drop it so the pipe reports EOF when the tree exits.
+    drop(cmd);
+    let pid = child.id().unwrap_or(0);
+    let pipe = pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).map_err(other)?;
+    Ok((
+        Process {
+            kind: Kind::Child { child, pid },
+            cgroup: None,
+            frozen: false,
+            exit: None,
+            runtime_api: None,
+        },
+        pipe,
+    ))
+}
+
+/// A running process tree.
 #[derive(Debug)]
 pub struct Process {
-    child: tokio::process::Child,
-    pid: u32,
+    kind: Kind,
+    cgroup: Option<EnvCgroup>,
+    frozen: bool,
     exit: Option<Exit>,
+    runtime_api: Option<std::net::TcpListener>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// `process` level: the child and its process group.
+    Child {
+        child: tokio::process::Child,
+        pid: u32,
+    },
+    /// `namespace` level: the init of the pid namespace (host pid), a pidfd for it, and the
+    /// pipe where init writes the runtime's exit status.
+    Namespace {
+        pid: i32,
+        pidfd: Option<OwnedFd>,
+        status: pipe::Receiver,
+    },
 }
 
 /// How a process ended.
@@ -84,6 +732,24 @@ impl From<ExitStatus> for Exit {
             (Some(c), _) => Exit::Code(c),
             (None, Some(sig)) => Exit::Signal(sig),
             (None, None) => Exit::Code(-1),
+        }
+    }
+}
+
+impl Exit {
+    /// Decode init's status message (`C`/`S` + little-endian i32); an empty message means init
+    /// itself was killed.
+    fn from_status(msg: &[u8]) -> Exit {
+        match msg {
+            [kind, a, b, c, d] => {
+                let v = i32::from_le_bytes([*a, *b, *c, *d]);
+                if *kind == b'S' {
+                    Exit::Signal(v)
+                } else {
+                    Exit::Code(v)
+                }
+            }
+            _ => Exit::Signal(libc::SIGKILL),
         }
     }
 }
@@ -113,107 +779,220 @@ impl fmt::Display for Exit {
 }
 
 impl Process {
-    /// Start `spec` in its own process group with stdout and stderr on one pipe.
+    /// Start `spec` at the process level (no sandbox needed).
     pub fn spawn(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
-        let other = |source| SpawnError::Other {
-            program: spec.program.clone(),
-            source,
-        };
-        let (reader, writer) = std::io::pipe().map_err(other)?;
-        let writer2 = writer.try_clone().map_err(other)?;
-        let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .env_clear()
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&spec.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(writer))
-            .stderr(Stdio::from(writer2))
-            .process_group(0)
-            .kill_on_drop(true);
-        let child = cmd.spawn().map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SpawnError::NotFound {
-                program: spec.program.clone(),
-            },
-            std::io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied {
-                program: spec.program.clone(),
-            },
-            _ => other(e),
-        })?;
-        // `cmd` held the write ends; drop it so the pipe reports EOF when the tree exits.
-        drop(cmd);
-        let pid = child.id().unwrap_or(0);
-        let pipe =
-            pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader)).map_err(other)?;
-        Ok((
-            Process {
-                child,
-                pid,
-                exit: None,
-            },
-            pipe,
-        ))
+        spawn_process(spec)
     }
 
-    /// The process id of the tree's first process.
+    /// The host pid of the tree's first process (the pid namespace's init at the namespace
+    /// level).
     pub fn pid(&self) -> u32 {
-        self.pid
+        match &self.kind {
+            Kind::Child { pid, .. } => *pid,
+            Kind::Namespace { pid, .. } => *pid as u32,
+        }
     }
 
-    /// Wait for the first process to exit. Cancel-safe.
+    /// The isolation level it runs at.
+    pub fn isolation(&self) -> Isolation {
+        match self.kind {
+            Kind::Child { .. } => Isolation::Process,
+            Kind::Namespace { .. } => Isolation::Namespace,
+        }
+    }
+
+    /// Wait for the program to exit. Cancel-safe.
     pub async fn wait(&mut self) -> Exit {
         if let Some(e) = self.exit {
             return e;
         }
-        let exit = match self.child.wait().await {
-            Ok(s) => Exit::from(s),
-            Err(_) => Exit::Code(-1),
+        let exit = match &mut self.kind {
+            Kind::Child { child, .. } => match child.wait().await {
+                Ok(s) => Exit::from(s),
+                Err(_) => Exit::Code(-1),
+            },
+            Kind::Namespace { status, .. } => {
+                // Init writes five bytes at once, then exits; end of file alone means init
+                // itself was killed. A pipe write this small is atomic.
+                let mut msg = [0u8; 5];
+                let n = status.read(&mut msg).await.unwrap_or(0);
+                Exit::from_status(&msg[..n])
+            }
         };
         self.exit = Some(exit);
         exit
     }
 
-    /// Whether the first process has exited (without waiting).
+    /// Whether the program has exited (without waiting).
     pub fn has_exited(&mut self) -> bool {
         if self.exit.is_some() {
             return true;
         }
-        match self.child.try_wait() {
-            Ok(Some(s)) => {
-                self.exit = Some(Exit::from(s));
-                true
+        match &mut self.kind {
+            Kind::Child { child, .. } => match child.try_wait() {
+                Ok(Some(s)) => {
+                    self.exit = Some(Exit::from(s));
+                    true
+                }
+                Ok(None) => false,
+                Err(_) => true,
+            },
+            Kind::Namespace { status, .. } => {
+                let mut msg = [0u8; 5];
+                match status.try_read(&mut msg) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+                    Ok(n) => {
+                        self.exit = Some(Exit::from_status(&msg[..n]));
+                        true
+                    }
+                    Err(_) => {
+                        self.exit = Some(Exit::Signal(libc::SIGKILL));
+                        true
+                    }
+                }
             }
-            Ok(None) => false,
-            Err(_) => true,
         }
     }
 
     /// SIGKILL every process of the tree. Idempotent.
     pub fn kill(&mut self) {
-        if self.pid != 0 {
-            // The group may already be gone; that is fine.
-            let _ = killpg(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        // A frozen v1 cgroup's processes cannot die until thawed.
+        if self.frozen {
+            self.thaw();
         }
-        let _ = self.child.start_kill();
+        if let Some(cg) = &self.cgroup {
+            cg.kill();
+        }
+        match &mut self.kind {
+            Kind::Child { child, pid } => {
+                if *pid != 0 {
+                    // The group may already be gone; that is fine.
+                    let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
+                }
+                let _ = child.start_kill();
+            }
+            Kind::Namespace { pid, pidfd, .. } => {
+                // Killing the pid namespace's init kills every process in it.
+                match pidfd {
+                    Some(fd) => {
+                        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no
+                        // siginfo and no flags.
+                        unsafe {
+                            libc::syscall(
+                                libc::SYS_pidfd_send_signal,
+                                fd.as_raw_fd(),
+                                libc::SIGKILL,
+                                std::ptr::null::<libc::siginfo_t>(),
+                                0u32,
+                            );
+                        }
+                    }
+                    None if self.exit.is_none() => {
+                        let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
+                    }
+                    None => {}
+                }
+            }
+        }
     }
 
-    /// Peak resident memory of the first process, in bytes (`VmHWM`), while it runs.
+    /// Peak memory of the environment in bytes: the cgroup's peak where there is one, else
+    /// the program's own peak resident set (`VmHWM`).
     pub fn peak_memory_bytes(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        if let Some(bytes) = self.cgroup.as_ref().and_then(EnvCgroup::peak_memory_bytes) {
+            return Some(bytes);
+        }
+        let pid = match &self.kind {
+            Kind::Child { pid, .. } => *pid,
+            // The program is init's child.
+            Kind::Namespace { pid, .. } => {
+                let children =
+                    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+                children.split_whitespace().next()?.parse().ok()?
+            }
+        };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
+    }
+
+    /// Whether the memory cgroup killed something for lack of memory.
+    pub fn out_of_memory(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|cg| cg.oom_kills() > 0)
+    }
+
+    /// Set the CPU quota (thousandths of a vCPU); a no-op without a cpu controller.
+    pub fn set_cpu(&self, millis: u64) {
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.set_cpu(millis) {
+                tracing::debug!(error = %e, "setting the CPU quota");
+            }
+        }
+    }
+
+    /// Freeze every process of the environment (between invocations). Returns whether it did.
+    pub fn freeze(&mut self) -> bool {
+        let Some(cg) = &self.cgroup else { return false };
+        if self.frozen || !cg.can_freeze() {
+            return self.frozen;
+        }
+        self.frozen = cg.set_frozen(true).is_ok();
+        self.frozen
+    }
+
+    /// Thaw a frozen environment.
+    pub fn thaw(&mut self) {
+        if !self.frozen {
+            return;
+        }
+        if let Some(cg) = &self.cgroup {
+            if let Err(e) = cg.set_frozen(false) {
+                tracing::warn!(error = %e, "thawing an environment");
+            }
+        }
+        self.frozen = false;
+    }
+
+    /// Whether the environment is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// The Runtime API listener made inside an isolated network ([`Network::None`]), listening
+    /// on [`ISOLATED_RUNTIME_API`] there; the caller serves it. Taken once.
+    pub fn take_runtime_api_listener(&mut self) -> Option<std::net::TcpListener> {
+        self.runtime_api.take()
+    }
+
+    /// The environment's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<&EnvCgroup> {
+        self.cgroup.as_ref()
     }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
-        if self.exit.is_none() || self.pid != 0 {
-            self.kill();
+        self.kill();
+        if let Some(mut cg) = self.cgroup.take() {
+            // The cgroup can go once the kernel has finished killing its processes.
+            let mut cleanup = move || {
+                for _ in 0..200 {
+                    if cg.remove() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn_blocking(cleanup);
+                }
+                Err(_) => cleanup(),
+            }
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,10 +1000,9 @@ mod tests {
 
     fn sh(script: &str) -> SandboxSpec {
         SandboxSpec {
-            program: "/bin/sh".into(),
             args: vec!["-c".into(), script.into()],
             env: vec![("ONLY".into(), "this".into())],
-            cwd: std::env::temp_dir(),
+            ..SandboxSpec::new("/bin/sh", std::env::temp_dir())
         }
     }
 

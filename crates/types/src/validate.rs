@@ -357,7 +357,13 @@ pub fn check_memory(m: i64) -> Result<()> {
     Ok(())
 }
 
-/// Key pattern, reserved keys, and the 4 KB limit.
+/// A function's own choice of isolation level (`process` or `namespace`); lamina honours it
+/// only where it is stricter than the server's.
+pub const ISOLATION_VARIABLE: &str = "LAMINA_ISOLATION";
+/// A function's own choice of network (`host` or `none`); honoured only where stricter.
+pub const NETWORK_VARIABLE: &str = "LAMINA_NETWORK";
+
+/// Key pattern, reserved keys, lamina's own variables' values, and the 4 KB limit.
 pub fn check_variables(vars: &BTreeMap<String, String>) -> Result<()> {
     let key_ok = |k: &str| {
         let b = k.as_bytes();
@@ -382,6 +388,19 @@ pub fn check_variables(vars: &BTreeMap<String, String>) -> Result<()> {
             "Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: {}",
             reserved.join(", ")
         )));
+    }
+    for (key, allowed) in [
+        (ISOLATION_VARIABLE, ["process", "namespace"]),
+        (NETWORK_VARIABLE, ["host", "none"]),
+    ] {
+        if let Some(value) = vars.get(key) {
+            if !allowed.contains(&value.as_str()) {
+                return Err(InputError::invalid(format!(
+                    "Environment variable {key} must be one of {}; got '{value}'",
+                    allowed.join(", ")
+                )));
+            }
+        }
     }
     let measured = serde_json::to_string(vars).unwrap_or_default();
     if measured.len() > MAX_ENVIRONMENT_BYTES {

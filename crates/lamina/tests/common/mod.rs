@@ -24,6 +24,12 @@ pub struct Server {
     relative: bool,
 }
 
+/// `lamina serve` arguments for tests that observe a function's process from the host (its
+/// pid, files it writes in a host directory), which the namespace sandbox hides from both
+/// sides. `tests/sandbox.rs` covers the same behaviour at the namespace level.
+#[allow(dead_code)]
+pub const PROCESS_LEVEL: &[&str] = &["--isolation", "process"];
+
 impl Server {
     /// Start with default settings.
     pub fn start() -> Server {

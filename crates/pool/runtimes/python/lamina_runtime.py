@@ -22,14 +22,15 @@
 # to the Runtime API for all calls. Because python runs with -u, whatever the handler prints has
 # been written to the log pipe before the response is posted.
 
+# Start-up time is cold-start time: `socket` (a Python layer over `_socket`) and `traceback`
+# (only needed when something fails) are not imported.
+import _socket
 import importlib
 import json
 import logging
 import os
-import socket
 import sys
 import time
-import traceback
 
 RUNTIME_API_PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -87,8 +88,15 @@ class RuntimeAPI:
 
     def _exchange(self, request):
         if self.sock is None:
-            self.sock = socket.create_connection(self.address)
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            family = _socket.AF_INET6 if ":" in self.address[0] else _socket.AF_INET
+            sock = _socket.socket(family, _socket.SOCK_STREAM)
+            try:
+                sock.connect(self.address)
+            except OSError:
+                sock.close()
+                raise
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            self.sock = sock
         self.sock.sendall(request)
 
         lines = self._read_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
@@ -381,6 +389,8 @@ def describe_exception(exc):
     """(errorMessage, errorType, stackTrace) of an exception raised by user code. The stack
     trace starts at the first frame outside this file and, as in awslambdaric, has no column
     markers ('  File "/x/app.py", line 3, in handler\\n    raise ValueError("boom")\\n')."""
+    import traceback
+
     frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(exc.__traceback__)]
     first_user_frame = next((i for i, f in enumerate(frames) if f[0] != __file__), 0)
     return str(exc), type(exc).__name__, traceback.format_list(frames[first_user_frame:])

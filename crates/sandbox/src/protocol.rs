@@ -1,0 +1,137 @@
+//! What the daemon and the spawner helper say to each other: one JSON document per
+//! `SOCK_SEQPACKET` message, file descriptors alongside (`SCM_RIGHTS`).
+
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
+use serde::{Deserialize, Serialize};
+
+/// The largest message either side sends.
+pub(crate) const MAX_MESSAGE: usize = 256 * 1024;
+
+/// A bind mount into the environment's root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Host path.
+    pub source: PathBuf,
+    /// Path inside the sandbox.
+    pub target: PathBuf,
+    /// Mounted read-write (only for lamina's own tests; functions get read-only mounts).
+    pub writable: bool,
+}
+
+/// Start one environment. Sent with two descriptors: the log pipe's write end (stdout and
+/// stderr) and the status pipe's write end (the runtime's exit status).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SpawnRequest {
+    pub(crate) id: u64,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) cwd: PathBuf,
+    /// An empty directory the new root is built on (a tmpfs is mounted there).
+    pub(crate) root: PathBuf,
+    /// Symbolic links to make in the root (`/bin` → `usr/bin` on merged-/usr systems).
+    pub(crate) symlinks: Vec<(PathBuf, PathBuf)>,
+    /// The system directories every environment sees (the helper's root template).
+    pub(crate) system_mounts: Vec<Mount>,
+    /// This environment's own mounts (its code, layers, runtime client, interpreter).
+    pub(crate) mounts: Vec<Mount>,
+    /// Size of the private `/tmp` in MB.
+    pub(crate) tmp_mb: u64,
+    /// `cgroup.procs` files the environment joins before anything runs.
+    pub(crate) cgroup_procs: Vec<PathBuf>,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) hostname: String,
+    /// Own empty network namespace (only loopback). Init then makes a TCP listener on
+    /// `runtime_api` inside it, which comes back with the `Spawned` reply.
+    pub(crate) isolated_network: bool,
+    /// Where the Runtime API listens inside an isolated network (`127.0.0.1:9001`).
+    pub(crate) runtime_api: std::net::SocketAddr,
+    /// `RLIMIT_NOFILE`.
+    pub(crate) nofile: u64,
+}
+
+/// The helper's answers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// Sent once at start: what the kernel lets the helper do.
+    Hello {
+        /// `None` when namespaces work, else why not.
+        namespaces: Option<String>,
+        /// The Landlock ABI version, 0 when the kernel has none.
+        landlock_abi: i32,
+        /// `None` when the seccomp filter compiled, else why not.
+        seccomp: Option<String>,
+    },
+    /// The environment runs; `pid` is its init process (host pid). With an isolated network
+    /// the reply carries the Runtime API listener made inside it.
+    Spawned {
+        id: u64,
+        pid: i32,
+        /// Descriptor number in the sender (the listener is attached to the message).
+        listener: Option<i32>,
+    },
+    /// The environment could not be started.
+    Failed {
+        id: u64,
+        /// `errno` of the failing step, if any.
+        errno: i32,
+        message: String,
+    },
+}
+
+/// Send `msg` with `fds` attached.
+pub(crate) fn send<T: Serialize>(sock: BorrowedFd<'_>, msg: &T, fds: &[RawFd]) -> nix::Result<()> {
+    let bytes = serde_json::to_vec(msg).map_err(|_| nix::errno::Errno::EINVAL)?;
+    let iov = [IoSlice::new(&bytes)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => return r.map(|_| ()),
+        }
+    }
+}
+
+/// Receive one message and its descriptors (close-on-exec). `Ok(None)` at end of stream.
+pub(crate) fn recv<T: for<'de> Deserialize<'de>>(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> nix::Result<Option<(T, Vec<OwnedFd>)>> {
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let (len, fds) = loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+            Ok(msg) => {
+                let mut fds = Vec::new();
+                for c in msg.cmsgs()? {
+                    if let ControlMessageOwned::ScmRights(list) = c {
+                        for fd in list {
+                            // SAFETY: SCM_RIGHTS gave this process a new descriptor that nothing
+                            // else owns; wrapping it makes sure it is closed exactly once.
+                            fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                        }
+                    }
+                }
+                break (msg.bytes, fds);
+            }
+        }
+    };
+    if len == 0 {
+        return Ok(None);
+    }
+    let msg = serde_json::from_slice(&buf[..len]).map_err(|_| nix::errno::Errno::EBADMSG)?;
+    Ok(Some((msg, fds)))
+}

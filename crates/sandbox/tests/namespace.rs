@@ -1,0 +1,257 @@
+//! The namespace level, end to end: a real helper process, real namespaces, cgroups, mounts.
+//! These tests need root and a kernel with namespaces (CI has both); they fail loudly, rather
+//! than pass, when the sandbox falls back to the process level.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lamina_sandbox::{
+    Exit, HelperCommand, Isolation, Mount, Network, Sandbox, SandboxConfig, SandboxSpec,
+};
+use tokio::io::AsyncReadExt;
+
+fn sandbox(dir: &Path) -> Sandbox {
+    let s = Sandbox::start(&SandboxConfig {
+        isolation: Isolation::Namespace,
+        helper: HelperCommand {
+            program: PathBuf::from(env!("CARGO_BIN_EXE_lamina-sandbox-helper")),
+            args: vec![],
+        },
+        state_dir: dir.join("sandbox"),
+    });
+    assert_eq!(
+        s.isolation(),
+        Isolation::Namespace,
+        "the namespace sandbox is not available here: {}",
+        s.reason()
+    );
+    s
+}
+
+fn sh(script: &str, code: &Path) -> SandboxSpec {
+    let mut spec = SandboxSpec::new("/bin/sh", "/var/task");
+    spec.args = vec!["-c".into(), script.into()];
+    spec.env = vec![("PATH".into(), "/usr/bin:/bin".into())];
+    spec.isolation = Isolation::Namespace;
+    spec.mounts = vec![Mount {
+        source: code.to_path_buf(),
+        target: "/var/task".into(),
+        writable: false,
+    }];
+    spec
+}
+
+async fn output(script: &str, sandbox: &Sandbox, code: &Path) -> (Exit, String) {
+    let (mut p, mut pipe) = sandbox.spawn(&sh(script, code)).await.unwrap();
+    let mut out = String::new();
+    let read = pipe.read_to_string(&mut out);
+    tokio::time::timeout(Duration::from_secs(20), read)
+        .await
+        .expect("the environment finished")
+        .unwrap();
+    (p.wait().await, out)
+}
+
+fn code_dir(dir: &Path) -> PathBuf {
+    let code = dir.join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("hello.txt"), "from the package\n").unwrap();
+    code
+}
+
+#[tokio::test]
+async fn the_view_is_minimal_and_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    let script = "id -u; cat /var/task/hello.txt; ls /; \
+        touch /var/task/x 2>/dev/null && echo WROTE-TASK; \
+        touch /usr/x 2>/dev/null && echo WROTE-USR; \
+        echo hi > /tmp/t && cat /tmp/t; \
+        ls /proc | grep -c '^[0-9]'; \
+        cat /etc/shadow 2>/dev/null && echo READ-SHADOW; \
+        echo done";
+    let (exit, out) = output(script, &sb, &code).await;
+    assert_eq!(exit, Exit::Code(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "993", "{out}");
+    assert_eq!(lines[1], "from the package");
+    assert!(!out.contains("WROTE"), "{out}");
+    assert!(!out.contains("READ-SHADOW"), "{out}");
+    assert!(out.contains("\nhi\n"), "{out}");
+    // Only what the root was built from: no home, no data directory, no root's files.
+    for absent in ["root\n", "home\n", "srv\n", "work\n"] {
+        assert!(!out.contains(absent), "{absent:?} visible: {out}");
+    }
+    assert!(out.ends_with("done\n"), "{out}");
+    // The host's directory tree (this test's temp dir) is not visible.
+    let (_, out) = output(
+        &format!("ls {} 2>&1 || echo MISSING", dir.path().display()),
+        &sb,
+        &code,
+    )
+    .await;
+    assert!(out.contains("MISSING"), "{out}");
+}
+
+#[tokio::test]
+async fn own_pid_namespace_and_whole_tree_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    // The shell is pid 2 (init is 1); a background sleep is killed with the environment.
+    let (mut p, mut pipe) = sb
+        .spawn(&sh("echo $$; sleep 600 & echo started; wait", &code))
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 64];
+    let mut got = String::new();
+    while !got.contains("started") {
+        let n = pipe.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    assert!(got.starts_with("2\n"), "{got}");
+    let cg_procs = p.cgroup().map(|c| c.procs_files());
+    p.kill();
+    assert_eq!(p.wait().await, Exit::Signal(9));
+    let mut rest = String::new();
+    tokio::time::timeout(Duration::from_secs(10), pipe.read_to_string(&mut rest))
+        .await
+        .expect("every process holding the log pipe is gone")
+        .unwrap();
+    if let Some(files) = cg_procs {
+        for f in files {
+            let left = std::fs::read_to_string(&f).unwrap_or_default();
+            assert!(left.trim().is_empty(), "{} still has {left}", f.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn exit_status_and_missing_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    let (exit, _) = output("exit 7", &sb, &code).await;
+    assert_eq!(exit, Exit::Code(7));
+    let (exit, _) = output("kill -SEGV $$", &sb, &code).await;
+    assert_eq!(exit, Exit::Signal(11));
+    let mut spec = sh("", &code);
+    spec.program = "/var/task/bootstrap".into();
+    let err = sb.spawn(&spec).await.unwrap_err();
+    assert!(
+        matches!(err, lamina_sandbox::SpawnError::NotFound { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn memory_limit_kills_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    let mut spec = sh(
+        "dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived",
+        &code,
+    );
+    spec.memory_mb = 64;
+    let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), pipe.read_to_string(&mut out)).await;
+    let exit = p.wait().await;
+    assert!(p.out_of_memory(), "exit {exit:?}, output {out}");
+    let peak = p.peak_memory_bytes().unwrap();
+    assert!(peak <= 64 * 1024 * 1024 + 1024 * 1024, "peak {peak}");
+}
+
+#[tokio::test]
+async fn tmp_is_private_and_sized() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    let mut spec = sh(
+        "ls -A /tmp | wc -l; echo a > /tmp/mine; dd if=/dev/zero of=/tmp/fill bs=1M count=20 2>&1 | grep -o 'No space left on device'",
+        &code,
+    );
+    spec.tmp_mb = 8;
+    spec.memory_mb = 256;
+    let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    let mut out = String::new();
+    pipe.read_to_string(&mut out).await.unwrap();
+    p.wait().await;
+    assert!(out.starts_with("0\n"), "{out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    // A second environment does not see the first one's /tmp.
+    let (_, out) = output("ls /tmp", &sb, &code).await;
+    assert!(!out.contains("mine"), "{out}");
+}
+
+#[tokio::test]
+async fn freeze_stops_the_clock_of_an_idle_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    let mut spec = sh("while :; do :; done", &code);
+    spec.cpu_millis = 1000;
+    let (mut p, _pipe) = sb.spawn(&spec).await.unwrap();
+    if !p.freeze() {
+        panic!("no freezer on this host");
+    }
+    let cpu = |pid: u32| -> u64 {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+        let child: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    // Let the freeze settle, then the busy loop must not gain CPU time.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let before = cpu(p.pid());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(cpu(p.pid()), before, "a frozen environment used CPU");
+    p.thaw();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while cpu(p.pid()) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "thawed but not running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.kill();
+    p.wait().await;
+}
+
+#[tokio::test]
+async fn isolated_network_has_only_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    let mut spec = sh(
+        "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '; \
+         curl -s http://127.0.0.1:9001/next; echo",
+        &code,
+    );
+    spec.network = Network::None;
+    let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    // The Runtime API's listener was made inside the namespace; the host side serves it.
+    let listener = p
+        .take_runtime_api_listener()
+        .expect("a listener from inside");
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).unwrap();
+        let request = String::from_utf8_lossy(&buf[..n]).to_string();
+        conn.write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 9\r\n\r\nfrom-host")
+            .unwrap();
+        request
+    });
+    let mut out = String::new();
+    pipe.read_to_string(&mut out).await.unwrap();
+    assert_eq!(p.wait().await, Exit::Code(0));
+    assert_eq!(out, "lo\nfrom-host\n");
+    assert!(server.join().unwrap().starts_with("GET /next HTTP/1.1"));
+}
