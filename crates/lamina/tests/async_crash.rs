@@ -252,19 +252,6 @@ async fn sigkill_with_thousands_of_events_in_flight_loses_none() {
     );
 }
 
-/// The attempts the store records for an event (read with Python's sqlite3, as an operator
-/// would look at the database).
-fn stored_attempts(db: &std::path::Path, request_id: &str) -> Option<u32> {
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); r = c.execute('SELECT attempts FROM async_events WHERE request_id=?', (sys.argv[2],)).fetchone(); print(r[0] if r else '')")
-        .arg(db)
-        .arg(request_id)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
 #[tokio::test]
 async fn a_delayed_retry_survives_a_crash() {
     let mut server = Server::start_with(&["--async-retry-delays", "3", "--isolation", "process"]);
@@ -317,7 +304,14 @@ async fn a_delayed_retry_survives_a_crash() {
     eventually(
         Duration::from_secs(30),
         "the retry to be recorded",
-        || async { (stored_attempts(&db, &id) == Some(1)).then_some(()) },
+        || async {
+            let rows = db_rows(
+                &db,
+                "SELECT attempts FROM async_events WHERE request_id=?",
+                &[&id],
+            );
+            (rows == ["1"]).then_some(())
+        },
     )
     .await;
     server.crash_and_restart();

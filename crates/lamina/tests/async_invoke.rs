@@ -731,22 +731,6 @@ async fn a_lambda_destination_receives_the_record_as_an_event() {
     assert_eq!(record["responsePayload"], json!({"echo": payload}));
 }
 
-/// `destination|error` of the undelivered records of a request id, read from the database with
-/// Python's sqlite3 (as an operator would look for them).
-fn undelivered(db: &std::path::Path, request_id: &str) -> Vec<String> {
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); [print(d + '|' + e) for d, e in c.execute('SELECT destination, error FROM undelivered WHERE request_id=?', (sys.argv[2],))]")
-        .arg(db)
-        .arg(request_id)
-        .output()
-        .expect("python3");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_record_that_cannot_be_delivered_is_kept() {
     let server = fast_server();
@@ -763,7 +747,11 @@ async fn a_record_that_cannot_be_delivered_is_kept() {
     let id = event(&client, "lost", &json!({})).await;
     let db = server.data_dir.path().join("lamina.db");
     let kept = eventually(Duration::from_secs(30), "the undelivered record", || {
-        let rows = undelivered(&db, &id);
+        let rows = db_rows(
+            &db,
+            "SELECT destination, error FROM undelivered WHERE request_id=?",
+            &[&id],
+        );
         async move { (!rows.is_empty()).then_some(rows) }
     })
     .await;

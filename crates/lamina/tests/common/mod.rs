@@ -899,3 +899,20 @@ pub async fn receive_one(
         assert!(Instant::now() < deadline, "no message arrived on {url}");
     }
 }
+
+/// Rows of a query on lamina's database, each row's columns joined by `|`, read with Python's
+/// sqlite3 (as an operator would look at the database); `?` placeholders take `args`.
+pub fn db_rows(db: &Path, sql: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); [print('|'.join(str(v) for v in r)) for r in c.execute(sys.argv[2], sys.argv[3:])]")
+        .arg(db)
+        .arg(sql)
+        .args(args)
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
