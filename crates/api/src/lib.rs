@@ -6,6 +6,10 @@
 //! errors become AWS's shape in [`error`]. Every response carries `x-amzn-RequestId`; for
 //! `Invoke` it is also the invocation's request id.
 //!
+//! The same listener serves an SQS-compatible queue service ([`sqs`]): a request with
+//! `X-Amz-Target: AmazonSQS.*` or a form-encoded `Action=` is routed there before the Lambda
+//! router sees it.
+//!
 //! Served on plain hyper (HTTP/1.1 keep-alive, `TCP_NODELAY`), not a framework router: one
 //! `match` in `operation.rs` is the whole API surface.
 
@@ -13,12 +17,14 @@ mod aliases;
 pub mod auth;
 mod concurrency;
 pub mod error;
+mod event_config;
 mod functions;
 mod invoke;
 mod layers;
 pub mod operation;
 mod page;
 pub mod provisioned;
+mod sqs;
 mod tags;
 mod versions;
 
@@ -99,17 +105,34 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
     let (parts, body) = req.into_parts();
     let query = parts.uri.query();
     let caller = auth::caller(&parts.headers, query);
+    let host = parts
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    if let Some(protocol) = sqs::protocol(&parts.method, parts.uri.path(), &parts.headers) {
+        let ctx = Ctx {
+            caller,
+            request_id: request_id.clone(),
+            host,
+            headers: parts.headers,
+        };
+        let mut resp = match read_body(body, "SQS").await {
+            Ok(body) => sqs::handle(state, &ctx, protocol, parts.uri.path(), body).await,
+            Err(e) => e.to_response(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert("x-amzn-requestid", v);
+        }
+        return resp;
+    }
     let result = match Operation::parse(&parts.method, parts.uri.path(), query) {
         Ok(op) => {
             let ctx = Ctx {
                 caller,
                 request_id: request_id.clone(),
-                host: parts
-                    .headers
-                    .get("host")
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("127.0.0.1")
-                    .to_string(),
+                host,
                 headers: parts.headers,
             };
             match read_body(body, op.name()).await {
@@ -253,6 +276,23 @@ async fn dispatch(
         Operation::GetFunctionCodeSigningConfig { name } => {
             functions::code_signing_config(state, ctx, &name).await
         }
+        Operation::PutFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::put(state, ctx, &name, qualifier.as_deref(), &body).await
+        }
+        Operation::UpdateFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::update(state, ctx, &name, qualifier.as_deref(), &body).await
+        }
+        Operation::GetFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::get(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::DeleteFunctionEventInvokeConfig { name, qualifier } => {
+            event_config::delete(state, ctx, &name, qualifier.as_deref()).await
+        }
+        Operation::ListFunctionEventInvokeConfigs {
+            name,
+            marker,
+            max_items,
+        } => event_config::list(state, ctx, &name, marker, max_items).await,
         Operation::DownloadCode {
             sha256,
             expires,

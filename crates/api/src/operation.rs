@@ -242,6 +242,43 @@ pub enum Operation {
         /// The resource ARN (decoded).
         resource: String,
     },
+    /// PUT /2019-09-25/functions/{FunctionName}/event-invoke-config
+    PutFunctionEventInvokeConfig {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// POST /2019-09-25/functions/{FunctionName}/event-invoke-config
+    UpdateFunctionEventInvokeConfig {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// GET /2019-09-25/functions/{FunctionName}/event-invoke-config
+    GetFunctionEventInvokeConfig {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// DELETE /2019-09-25/functions/{FunctionName}/event-invoke-config
+    DeleteFunctionEventInvokeConfig {
+        /// Path name (decoded).
+        name: String,
+        /// `Qualifier`.
+        qualifier: Option<String>,
+    },
+    /// GET /2019-09-25/functions/{FunctionName}/event-invoke-config/list
+    ListFunctionEventInvokeConfigs {
+        /// Path name (decoded).
+        name: String,
+        /// `Marker`.
+        marker: Option<String>,
+        /// `MaxItems`.
+        max_items: Option<String>,
+    },
     /// GET /2020-06-30/functions/{FunctionName}/code-signing-config
     GetFunctionCodeSigningConfig {
         /// Path name (decoded).
@@ -302,6 +339,11 @@ impl Operation {
             Operation::UntagResource { .. } => "UntagResource",
             Operation::ListTags { .. } => "ListTags",
             Operation::GetFunctionCodeSigningConfig { .. } => "GetFunctionCodeSigningConfig",
+            Operation::PutFunctionEventInvokeConfig { .. } => "PutFunctionEventInvokeConfig",
+            Operation::UpdateFunctionEventInvokeConfig { .. } => "UpdateFunctionEventInvokeConfig",
+            Operation::GetFunctionEventInvokeConfig { .. } => "GetFunctionEventInvokeConfig",
+            Operation::DeleteFunctionEventInvokeConfig { .. } => "DeleteFunctionEventInvokeConfig",
+            Operation::ListFunctionEventInvokeConfigs { .. } => "ListFunctionEventInvokeConfigs",
             Operation::DownloadCode { .. } => "DownloadCode",
         }
     }
@@ -490,6 +532,37 @@ impl Operation {
                 keys: q.all("tagKeys"),
             },
             (&Method::GET, ["2017-03-31", "tags", r]) => Operation::ListTags { resource: name(r) },
+            (&Method::PUT, ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+                Operation::PutFunctionEventInvokeConfig {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::POST, ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+                Operation::UpdateFunctionEventInvokeConfig {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::GET, ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+                Operation::GetFunctionEventInvokeConfig {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::DELETE, ["2019-09-25", "functions", f, "event-invoke-config"]) => {
+                Operation::DeleteFunctionEventInvokeConfig {
+                    name: name(f),
+                    qualifier: q.get("Qualifier"),
+                }
+            }
+            (&Method::GET, ["2019-09-25", "functions", f, "event-invoke-config", "list"]) => {
+                Operation::ListFunctionEventInvokeConfigs {
+                    name: name(f),
+                    marker: q.get("Marker"),
+                    max_items: q.get("MaxItems"),
+                }
+            }
             (&Method::GET, ["2020-06-30", "functions", f, "code-signing-config"]) => {
                 Operation::GetFunctionCodeSigningConfig { name: name(f) }
             }

@@ -74,12 +74,22 @@ impl Lamina {
 
     /// The data directory's function logs of `function`: every request id with an `END` line.
     pub(crate) fn ended(&self, function: &str) -> std::collections::HashSet<String> {
+        self.log_lines(function)
+            .iter()
+            .filter_map(|l| l.strip_prefix("END RequestId: "))
+            .map(|id| id.trim().to_string())
+            .collect()
+    }
+
+    /// Every line of the data directory's function logs of `function` (the host writes them,
+    /// so they can be read whatever the sandbox hides from the function).
+    pub(crate) fn log_lines(&self, function: &str) -> Vec<String> {
         let root = self
             .dir
             .path()
             .join("data/logs/000000000000/us-east-1/aws/lambda")
             .join(function);
-        let mut out = std::collections::HashSet::new();
+        let mut out = Vec::new();
         let mut stack = vec![root];
         while let Some(dir) = stack.pop() {
             for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -87,11 +97,7 @@ impl Lamina {
                 if p.is_dir() {
                     stack.push(p);
                 } else if let Ok(text) = std::fs::read_to_string(&p) {
-                    out.extend(
-                        text.lines()
-                            .filter_map(|l| l.strip_prefix("END RequestId: "))
-                            .map(|id| id.trim().to_string()),
-                    );
+                    out.extend(text.lines().map(str::to_string));
                 }
             }
         }

@@ -12,22 +12,22 @@
 //!   environment returns to the pool) even if the caller goes away.
 //! - `Event` invokes are written to the store before [`Invoker::enqueue`] returns; the async
 //!   worker runs them and forgets them only once they ran. Events left in the store by a crash are
-//!   picked up again by [`Invoker::resume`] (at-least-once). Retries, destinations and dead-letter
-//!   queues come later.
+//!   picked up again by [`Invoker::resume`] (at-least-once). Retries, back-off, destinations and
+//!   dead-letter queues are the [`asynchronous`] worker's.
+
+pub mod asynchronous;
+
+pub use asynchronous::{AsyncSettings, AsyncStats};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::Bytes;
 use lamina_pool::{FunctionOutcome, InvokeParams, Pool};
 use lamina_store::{AsyncEvent, Store, StoreError};
 use lamina_types::function::{state, AliasConfiguration, FunctionVersion};
 use lamina_types::names::{is_version_number, FunctionKey, LATEST};
-use tokio::sync::{mpsc, Semaphore};
-
-/// How many `Event` invocations run at once.
-const ASYNC_CONCURRENCY: usize = 64;
+use tokio::sync::{mpsc, Notify};
 
 /// Why an invocation could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,9 @@ struct Cache {
     reserved: HashMap<FunctionKey, Option<u32>>,
     /// Sum of reservations per (account, region).
     total_reserved: HashMap<(String, String), u64>,
+    /// Event invoke configs per (function, qualifier); the default when none is set.
+    event_configs:
+        HashMap<(FunctionKey, String), Arc<lamina_types::asynchronous::EventInvokeConfig>>,
 }
 
 impl Cache {
@@ -126,6 +129,17 @@ struct Inner {
     running: Mutex<Running>,
     concurrency_limit: u32,
     events: mpsc::UnboundedSender<AsyncEvent>,
+    settings: AsyncSettings,
+    stats: AsyncStats,
+    /// Woken (one waiter at a time) when an invocation of a concurrency pool ends.
+    freed: Mutex<HashMap<PoolKey, Arc<Notify>>>,
+}
+
+/// A concurrency pool: one function's reservation, or an account and region's unreserved rest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PoolKey {
+    Reserved(FunctionKey),
+    Unreserved(String, String),
 }
 
 /// Room for one running invocation; given back when dropped.
@@ -138,6 +152,14 @@ struct Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        let pool = if self.reserved {
+            PoolKey::Reserved(self.key.clone())
+        } else {
+            PoolKey::Unreserved(self.key.account.clone(), self.key.region.clone())
+        };
+        if let Some(n) = lock(&self.inner.freed).get(&pool) {
+            n.notify_one();
+        }
         let mut running = lock(&self.inner.running);
         let slot = if self.reserved {
             running.reserved.get_mut(&self.key)
@@ -162,6 +184,16 @@ impl Invoker {
     /// Build the service and start its async worker (needs a Tokio runtime).
     /// `concurrency_limit` is the account concurrency limit (Lambda's default is 1000).
     pub fn new(store: Arc<dyn Store>, pool: Pool, concurrency_limit: u32) -> Invoker {
+        Invoker::with_settings(store, pool, concurrency_limit, AsyncSettings::default())
+    }
+
+    /// [`Invoker::new`] with the async worker's retry delays and back-off.
+    pub fn with_settings(
+        store: Arc<dyn Store>,
+        pool: Pool,
+        concurrency_limit: u32,
+        settings: AsyncSettings,
+    ) -> Invoker {
         let (tx, rx) = mpsc::unbounded_channel();
         let invoker = Invoker {
             inner: Arc::new(Inner {
@@ -171,9 +203,12 @@ impl Invoker {
                 running: Mutex::new(Running::default()),
                 concurrency_limit,
                 events: tx,
+                settings,
+                stats: AsyncStats::default(),
+                freed: Mutex::new(HashMap::new()),
             }),
         };
-        tokio::spawn(worker(invoker.clone(), rx));
+        tokio::spawn(asynchronous::worker(invoker.clone(), rx));
         invoker
     }
 
@@ -288,6 +323,17 @@ impl Invoker {
         })
     }
 
+    /// Resolves once an invocation of the concurrency pool `key` runs in has ended (or at once
+    /// if one ended since the last waiter was woken).
+    pub(crate) async fn capacity_freed(&self, key: &FunctionKey) {
+        let pool = match self.limits(key).await {
+            Ok((Some(_), _)) => PoolKey::Reserved(key.clone()),
+            _ => PoolKey::Unreserved(key.account.clone(), key.region.clone()),
+        };
+        let notify = lock(&self.inner.freed).entry(pool).or_default().clone();
+        notify.notified().await;
+    }
+
     /// A function's reserved concurrency and the sum of all reservations of its account and
     /// region.
     async fn limits(&self, key: &FunctionKey) -> Result<(Option<u32>, u64), InvokeError> {
@@ -378,13 +424,16 @@ impl Invoker {
     /// Accept an `Event` invocation: durable when this returns `Ok`.
     pub async fn enqueue(&self, req: InvokeRequest) -> Result<(), InvokeError> {
         self.resolve(&req.key, req.qualifier.as_deref()).await?;
+        let now = chrono::Utc::now().timestamp_millis();
         let event = AsyncEvent {
             request_id: req.request_id,
             key: req.key,
             qualifier: req.qualifier,
             payload: req.payload.to_vec(),
-            enqueued_at_ms: chrono::Utc::now().timestamp_millis(),
+            enqueued_at_ms: now,
             attempts: 0,
+            due_at_ms: now,
+            throttles: 0,
         };
         self.inner.store.enqueue_event(&event).await?;
         // The worker lives as long as the invoker; if it is gone the event stays stored and
@@ -489,61 +538,4 @@ fn new_trace_id() -> String {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Run accepted `Event` invocations, at most [`ASYNC_CONCURRENCY`] at once.
-async fn worker(invoker: Invoker, mut rx: mpsc::UnboundedReceiver<AsyncEvent>) {
-    let permits = Arc::new(Semaphore::new(ASYNC_CONCURRENCY));
-    while let Some(event) = rx.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let invoker = invoker.clone();
-        tokio::spawn(async move {
-            run_event(&invoker, event).await;
-            drop(permit);
-        });
-    }
-}
-
-async fn run_event(invoker: &Invoker, event: AsyncEvent) {
-    let store = &invoker.inner.store;
-    let req = InvokeRequest {
-        key: event.key.clone(),
-        qualifier: event.qualifier.clone(),
-        payload: Bytes::from(event.payload.clone()),
-        request_id: event.request_id.clone(),
-        client_context: None,
-        trace_id: None,
-    };
-    loop {
-        match invoker.invoke(req.clone()).await {
-            Ok(resp) => {
-                tracing::debug!(
-                    request_id = %event.request_id,
-                    function = %event.key,
-                    error = resp.function_error.is_some(),
-                    "async invocation finished"
-                );
-                break;
-            }
-            Err(InvokeError::NotFound(arn)) => {
-                tracing::warn!(request_id = %event.request_id, %arn, "async event dropped: the function no longer exists");
-                break;
-            }
-            Err(InvokeError::NotActive { state }) if state != state::PENDING => {
-                tracing::warn!(request_id = %event.request_id, function = %event.key, %state, "async event dropped: the function cannot run");
-                break;
-            }
-            Err(e) => {
-                // Not runnable yet (Pending) or a platform failure: try again shortly; the event
-                // stays stored meanwhile.
-                tracing::debug!(request_id = %event.request_id, error = %e, "async invocation deferred");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    }
-    if let Err(e) = store.delete_event(&event.request_id).await {
-        tracing::warn!(request_id = %event.request_id, error = %e, "cannot forget a finished async event; it will run again after a restart");
-    }
 }

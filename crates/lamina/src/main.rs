@@ -115,8 +115,33 @@ struct ServeArgs {
     /// Address the per-environment Runtime API endpoints listen on.
     #[arg(long, env = "LAMINA_RUNTIME_API_IP", default_value = "127.0.0.1")]
     runtime_api_ip: IpAddr,
+    /// Seconds before each retry of an `Event` invocation that failed (AWS: about 60, then 120).
+    #[arg(long, env = "LAMINA_ASYNC_RETRY_DELAYS", value_delimiter = ',', default_values_t = [60.0, 120.0])]
+    async_retry_delays: Vec<f64>,
+    /// First and largest back-off, seconds, of a throttled `Event` invocation (AWS: 1 and 300).
+    #[arg(long, env = "LAMINA_ASYNC_BACKOFF", value_delimiter = ',', default_values_t = [1.0, 300.0])]
+    async_backoff: Vec<f64>,
+    /// `Event` invocations run at once (a throttled or delayed event does not hold a slot).
+    #[arg(long, env = "LAMINA_ASYNC_CONCURRENCY", default_value_t = 64)]
+    async_concurrency: usize,
     #[command(flatten)]
     sandbox: SandboxArgs,
+}
+
+/// The async worker's settings from the command line.
+fn async_settings(args: &ServeArgs) -> Result<lamina_invoke::AsyncSettings> {
+    let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    let [first, max] = args.async_backoff[..] else {
+        bail!("--async-backoff expects FIRST,MAX seconds");
+    };
+    if args.async_retry_delays.is_empty() {
+        bail!("--async-retry-delays expects at least one delay");
+    }
+    Ok(lamina_invoke::AsyncSettings {
+        retry_delays: args.async_retry_delays.iter().copied().map(secs).collect(),
+        backoff: (secs(first), secs(max.max(first))),
+        concurrency: args.async_concurrency.max(1),
+    })
 }
 
 fn main() -> Result<()> {
@@ -213,7 +238,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         sandbox,
         network: args.sandbox.network,
     });
-    let invoker = Invoker::new(store.clone(), pool, args.concurrency_limit);
+    let invoker = Invoker::with_settings(
+        store.clone(),
+        pool,
+        args.concurrency_limit,
+        async_settings(&args)?,
+    );
     let settled = lamina_api::settle_all(store.clone(), &invoker).await?;
     let resumed = invoker.resume().await?;
     let provisioned = lamina_api::provisioned::restore_provisioned(store.clone(), &invoker).await?;

@@ -10,7 +10,12 @@ use lamina_types::function::{
 };
 use lamina_types::names::{FunctionKey, LATEST};
 
-use crate::{AsyncEvent, Store, StoreError};
+use lamina_types::asynchronous::{DestinationConfig, EventInvokeConfig, QueueKey};
+
+use crate::{
+    AsyncEvent, HandleOutcome, NewMessage, QueueRecord, ReceiveOptions, Store, StoreError,
+    Undelivered,
+};
 
 /// A plausible `$LATEST` of a function called `name` in `000000000000` / `us-east-1`.
 pub fn sample_version(name: &str) -> FunctionVersion {
@@ -77,6 +82,10 @@ pub async fn run(store: &dyn Store) {
     concurrency(store).await;
     provisioned(store).await;
     layers(store).await;
+    event_configs(store).await;
+    queues(store).await;
+    messages(store).await;
+    redrive(store).await;
 }
 
 async fn layers(store: &dyn Store) {
@@ -504,16 +513,324 @@ async fn events(store: &dyn Store) {
                 payload: format!("{{\"n\":{i}}}").into_bytes(),
                 enqueued_at_ms: i,
                 attempts: 0,
+                due_at_ms: i,
+                throttles: 0,
             })
             .await
             .unwrap();
     }
     store.delete_event("id-1").await.unwrap();
+    store.reschedule_event("id-2", 1, 3, 99).await.unwrap();
     let pending = store.pending_events().await.unwrap();
     let ids: Vec<&str> = pending.iter().map(|e| e.request_id.as_str()).collect();
     assert_eq!(ids, ["id-0", "id-2"]);
     assert_eq!(pending[1].payload, b"{\"n\":2}");
+    assert_eq!(
+        (
+            pending[1].attempts,
+            pending[1].throttles,
+            pending[1].due_at_ms
+        ),
+        (1, 3, 99)
+    );
     for e in pending {
         store.delete_event(&e.request_id).await.unwrap();
     }
+    // Many accepts are all stored; a duplicate id fails alone.
+    let event = |id: String, i: i64| AsyncEvent {
+        request_id: id,
+        key: key.clone(),
+        qualifier: Some("1".into()),
+        payload: b"{}".to_vec(),
+        enqueued_at_ms: i,
+        attempts: 0,
+        due_at_ms: i,
+        throttles: 0,
+    };
+    for i in 0..200 {
+        store
+            .enqueue_event(&event(format!("many-{i}"), i))
+            .await
+            .unwrap();
+    }
+    assert!(store
+        .enqueue_event(&event("many-0".into(), 0))
+        .await
+        .is_err());
+    let pending = store.pending_events().await.unwrap();
+    assert_eq!(pending.len(), 200);
+    for e in pending {
+        store.delete_event(&e.request_id).await.unwrap();
+    }
+    assert!(store.pending_events().await.unwrap().is_empty());
+    let u = Undelivered {
+        request_id: "r".into(),
+        destination: "arn:aws:sqs:us-east-1:000000000000:gone".into(),
+        record: "{}".into(),
+        error: "queue not found".into(),
+    };
+    store.put_undelivered(&u).await.unwrap();
+    assert_eq!(store.list_undelivered().await.unwrap(), [u]);
+}
+
+async fn event_configs(store: &dyn Store) {
+    let v = sample_version("eic");
+    let key = v.key.clone();
+    let config = EventInvokeConfig {
+        maximum_retry_attempts: Some(1),
+        maximum_event_age_in_seconds: None,
+        destination_config: Some(DestinationConfig::default()),
+        last_modified: 1.5,
+    };
+    assert!(matches!(
+        store.put_event_config(&key, LATEST, &config).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.create_function(&v, &Tags::new()).await.unwrap();
+    store.put_event_config(&key, LATEST, &config).await.unwrap();
+    store.put_event_config(&key, "live", &config).await.unwrap();
+    assert_eq!(
+        store.get_event_config(&key, LATEST).await.unwrap(),
+        Some(config.clone())
+    );
+    let qualifiers: Vec<String> = store
+        .list_event_configs(&key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(q, _)| q)
+        .collect();
+    assert_eq!(qualifiers, ["$LATEST", "live"]);
+    assert!(store.delete_event_config(&key, "live").await.unwrap());
+    assert!(!store.delete_event_config(&key, "live").await.unwrap());
+    store.delete_function(&key).await.unwrap();
+    assert_eq!(store.get_event_config(&key, LATEST).await.unwrap(), None);
+}
+
+fn queue(name: &str) -> QueueRecord {
+    QueueRecord {
+        key: QueueKey {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            name: name.into(),
+        },
+        attributes: BTreeMap::from([("VisibilityTimeout".to_string(), "30".to_string())]),
+        created_at_s: 10,
+        modified_at_s: 10,
+    }
+}
+
+fn message(id: &str, delay_ms: i64) -> NewMessage {
+    NewMessage {
+        message_id: id.into(),
+        body: format!("body of {id}"),
+        attributes: "{}".into(),
+        delay_ms,
+    }
+}
+
+fn receive(max: usize, visibility_ms: i64, now_ms: i64) -> ReceiveOptions {
+    ReceiveOptions {
+        max,
+        visibility_ms,
+        now_ms,
+        retention_ms: 1_000_000,
+        redrive: None,
+    }
+}
+
+async fn queues(store: &dyn Store) {
+    let (q, created) = store.create_queue(&queue("qa")).await.unwrap();
+    assert!(created);
+    let mut other = queue("qa");
+    other.attributes.clear();
+    let (existing, created) = store.create_queue(&other).await.unwrap();
+    assert!(!created);
+    assert_eq!(existing, q);
+    store.create_queue(&queue("qb")).await.unwrap();
+    store.create_queue(&queue("x")).await.unwrap();
+    let names = |v: Vec<QueueRecord>| v.into_iter().map(|q| q.key.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(
+            store
+                .list_queues("000000000000", "us-east-1", "q")
+                .await
+                .unwrap()
+        ),
+        ["qa", "qb"]
+    );
+    assert!(store
+        .list_queues("000000000000", "eu-west-1", "")
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .set_queue_attributes(
+            &q.key,
+            &BTreeMap::from([
+                ("DelaySeconds".to_string(), "5".to_string()),
+                ("VisibilityTimeout".to_string(), String::new()),
+            ]),
+            20,
+        )
+        .await
+        .unwrap();
+    let got = store.get_queue(&q.key).await.unwrap().unwrap();
+    assert_eq!(
+        got.attributes,
+        BTreeMap::from([("DelaySeconds".to_string(), "5".to_string())])
+    );
+    assert_eq!(got.modified_at_s, 20);
+    for name in ["qa", "qb", "x"] {
+        assert!(store.delete_queue(&queue(name).key).await.unwrap());
+    }
+    assert!(!store.delete_queue(&q.key).await.unwrap());
+    assert!(matches!(
+        store.send_messages(&q.key, &[message("m", 0)], 0).await,
+        Err(StoreError::QueueNotFound(_))
+    ));
+    assert!(matches!(
+        store.receive_messages(&q.key, &receive(1, 1, 0)).await,
+        Err(StoreError::QueueNotFound(_))
+    ));
+}
+
+async fn messages(store: &dyn Store) {
+    let q = store.create_queue(&queue("msgs")).await.unwrap().0.key;
+    store
+        .send_messages(
+            &q,
+            &[message("a", 0), message("b", 0), message("c", 500)],
+            1_000,
+        )
+        .await
+        .unwrap();
+    let counts = store.queue_counts(&q, 1_000).await.unwrap();
+    assert_eq!(
+        (counts.visible, counts.in_flight, counts.delayed),
+        (2, 0, 1)
+    );
+    let got = store
+        .receive_messages(&q, &receive(10, 100, 1_000))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = got.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(got[0].body, "body of a");
+    assert_eq!(
+        (
+            got[0].receive_count,
+            got[0].sent_at_ms,
+            got[0].first_received_at_ms
+        ),
+        (1, 1_000, 1_000)
+    );
+    let counts = store.queue_counts(&q, 1_050).await.unwrap();
+    assert_eq!(
+        (counts.visible, counts.in_flight, counts.delayed),
+        (0, 2, 1)
+    );
+    // Invisible until the timeout passes; then back with a new handle and count 2.
+    assert!(store
+        .receive_messages(&q, &receive(10, 100, 1_050))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .delete_message(&q, &got[0].receipt_handle)
+            .await
+            .unwrap(),
+        HandleOutcome::Done
+    );
+    let again = store
+        .receive_messages(&q, &receive(10, 100, 1_600))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = again.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(ids, ["b", "c"]);
+    assert_eq!(again[0].receive_count, 2);
+    assert_eq!(again[0].first_received_at_ms, 1_000);
+    assert_ne!(again[0].receipt_handle, got[1].receipt_handle);
+    // Visibility changes need the current handle of an in-flight message.
+    assert_eq!(
+        store
+            .change_visibility(&q, &got[1].receipt_handle, 0, 1_600)
+            .await
+            .unwrap(),
+        HandleOutcome::NotInFlight
+    );
+    assert_eq!(
+        store
+            .change_visibility(&q, &again[0].receipt_handle, 0, 1_600)
+            .await
+            .unwrap(),
+        HandleOutcome::Done
+    );
+    assert_eq!(
+        store
+            .change_visibility(&q, "garbage", 0, 1_600)
+            .await
+            .unwrap(),
+        HandleOutcome::Invalid
+    );
+    assert_eq!(
+        store.delete_message(&q, "garbage").await.unwrap(),
+        HandleOutcome::Invalid
+    );
+    let b = store
+        .receive_messages(&q, &receive(1, 100, 1_600))
+        .await
+        .unwrap();
+    assert_eq!(b[0].message_id, "b");
+    // Retention: messages older than it are gone.
+    let mut old = receive(10, 100, 10_000);
+    old.retention_ms = 1;
+    assert!(store.receive_messages(&q, &old).await.unwrap().is_empty());
+    assert_eq!(store.queue_counts(&q, 10_000).await.unwrap().in_flight, 0);
+    store
+        .send_messages(&q, &[message("d", 0)], 20_000)
+        .await
+        .unwrap();
+    store.purge_queue(&q).await.unwrap();
+    assert_eq!(store.queue_counts(&q, 20_000).await.unwrap().visible, 0);
+    store.delete_queue(&q).await.unwrap();
+}
+
+async fn redrive(store: &dyn Store) {
+    let src = store.create_queue(&queue("src")).await.unwrap().0.key;
+    let dlq = store.create_queue(&queue("dlq")).await.unwrap().0.key;
+    store
+        .send_messages(&src, &[message("m", 0)], 0)
+        .await
+        .unwrap();
+    let mut opts = receive(1, 10, 0);
+    opts.redrive = Some((dlq.clone(), 2));
+    for now in [0, 100] {
+        opts.now_ms = now;
+        assert_eq!(store.receive_messages(&src, &opts).await.unwrap().len(), 1);
+    }
+    opts.now_ms = 200;
+    assert!(store
+        .receive_messages(&src, &opts)
+        .await
+        .unwrap()
+        .is_empty());
+    let moved = store
+        .receive_messages(&dlq, &receive(1, 10, 200))
+        .await
+        .unwrap();
+    assert_eq!(moved[0].message_id, "m");
+    assert_eq!(moved[0].receive_count, 1);
+    store.delete_queue(&src).await.unwrap();
+    store.delete_queue(&dlq).await.unwrap();
+    assert_eq!(
+        store
+            .queue_counts(&dlq, 0)
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string(),
+        "queue not found: arn:aws:sqs:us-east-1:000000000000:dlq"
+    );
 }

@@ -14,8 +14,12 @@ pub mod blobs;
 pub mod code;
 pub mod conformance;
 pub mod sqlite;
+mod sqlite_queue;
 
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+
+use lamina_types::asynchronous::{EventInvokeConfig, QueueKey};
 use lamina_types::function::{
     AliasConfiguration, FunctionRecord, FunctionVersion, ProvisionedConcurrencyConfig, Tags,
 };
@@ -76,6 +80,9 @@ pub enum StoreError {
         /// Comma-separated alias names.
         aliases: String,
     },
+    /// The queue does not exist.
+    #[error("queue not found: {0}")]
+    QueueNotFound(String),
     /// A blocking task was cancelled or panicked.
     #[error("store task failed: {0}")]
     Task(String),
@@ -94,8 +101,108 @@ pub struct AsyncEvent {
     pub payload: Vec<u8>,
     /// When it was accepted, Unix epoch milliseconds.
     pub enqueued_at_ms: i64,
-    /// Attempts made so far.
+    /// Attempts made so far (invocations that ran and failed).
     pub attempts: u32,
+    /// When it may run next, Unix epoch milliseconds (a delayed retry or a throttle back-off).
+    pub due_at_ms: i64,
+    /// Throttles and system errors met so far (they set the back-off, not the retry count).
+    pub throttles: u32,
+}
+
+/// A new message for [`Store::send_messages`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// `MessageId` (a UUID).
+    pub message_id: String,
+    /// The body.
+    pub body: String,
+    /// The message attributes as JSON (`{"Name": {"DataType", "StringValue"|"BinaryValue"}}`).
+    pub attributes: String,
+    /// Milliseconds before it can be received.
+    pub delay_ms: i64,
+}
+
+/// A message handed out by [`Store::receive_messages`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedMessage {
+    /// `MessageId`.
+    pub message_id: String,
+    /// The handle that deletes it or changes its visibility (valid until it is received again).
+    pub receipt_handle: String,
+    /// The body.
+    pub body: String,
+    /// Message attributes as stored (JSON).
+    pub attributes: String,
+    /// `SentTimestamp`, epoch ms.
+    pub sent_at_ms: i64,
+    /// `ApproximateFirstReceiveTimestamp`, epoch ms.
+    pub first_received_at_ms: i64,
+    /// `ApproximateReceiveCount`, this receive included.
+    pub receive_count: u32,
+}
+
+/// How [`Store::receive_messages`] hands out messages.
+#[derive(Debug, Clone)]
+pub struct ReceiveOptions {
+    /// At most this many (1-10).
+    pub max: usize,
+    /// Milliseconds they stay invisible.
+    pub visibility_ms: i64,
+    /// Now, epoch ms.
+    pub now_ms: i64,
+    /// Messages sent longer ago than this are deleted instead.
+    pub retention_ms: i64,
+    /// Messages already received this many times move to this queue instead (the redrive
+    /// policy's `deadLetterTargetArn` and `maxReceiveCount`).
+    pub redrive: Option<(QueueKey, u32)>,
+}
+
+/// A stored queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRecord {
+    /// Which queue.
+    pub key: QueueKey,
+    /// Its settable attributes (`VisibilityTimeout`, `RedrivePolicy`, ...), as strings.
+    pub attributes: BTreeMap<String, String>,
+    /// `CreatedTimestamp`, epoch seconds.
+    pub created_at_s: i64,
+    /// `LastModifiedTimestamp`, epoch seconds.
+    pub modified_at_s: i64,
+}
+
+/// Message counts of a queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Receivable now (`ApproximateNumberOfMessages`).
+    pub visible: u64,
+    /// Received and not yet visible again (`ApproximateNumberOfMessagesNotVisible`).
+    pub in_flight: u64,
+    /// Still in their delay (`ApproximateNumberOfMessagesDelayed`).
+    pub delayed: u64,
+}
+
+/// What happened to a receipt handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandleOutcome {
+    /// Done.
+    Done,
+    /// The handle is not one this queue gave out (malformed, or its message is gone).
+    Invalid,
+    /// The message is not in flight under this handle any more (ChangeMessageVisibility).
+    NotInFlight,
+}
+
+/// A record that could not be delivered to its destination, kept so it is not lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Undelivered {
+    /// The invocation's request id.
+    pub request_id: String,
+    /// The destination ARN.
+    pub destination: String,
+    /// What was to be delivered.
+    pub record: String,
+    /// Why it failed.
+    pub error: String,
 }
 
 /// Builds a published version from `$LATEST` and the version number it gets.
@@ -173,6 +280,116 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Forget a finished async event.
     async fn delete_event(&self, request_id: &str) -> Result<(), StoreError>;
+
+    /// Record a failed attempt or a throttle of an async event: its counters and when it runs
+    /// next. Durable when it returns.
+    async fn reschedule_event(
+        &self,
+        request_id: &str,
+        attempts: u32,
+        throttles: u32,
+        due_at_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Keep a destination record that could not be delivered.
+    async fn put_undelivered(&self, u: &Undelivered) -> Result<(), StoreError>;
+
+    /// Every kept undelivered record, oldest first.
+    async fn list_undelivered(&self) -> Result<Vec<Undelivered>, StoreError>;
+
+    /// Create or replace the event invoke config of a qualifier (`$LATEST`, a version, an
+    /// alias). `NotFound` if the function is gone.
+    async fn put_event_config(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+        config: &EventInvokeConfig,
+    ) -> Result<(), StoreError>;
+
+    /// The event invoke config of a qualifier.
+    async fn get_event_config(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<Option<EventInvokeConfig>, StoreError>;
+
+    /// Delete the event invoke config of a qualifier; whether it existed.
+    async fn delete_event_config(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Every event invoke config of a function, by qualifier.
+    async fn list_event_configs(
+        &self,
+        key: &FunctionKey,
+    ) -> Result<Vec<(String, EventInvokeConfig)>, StoreError>;
+
+    /// Create a queue; if one of that name exists it is returned unchanged (`false`).
+    async fn create_queue(&self, queue: &QueueRecord) -> Result<(QueueRecord, bool), StoreError>;
+
+    /// One queue.
+    async fn get_queue(&self, key: &QueueKey) -> Result<Option<QueueRecord>, StoreError>;
+
+    /// The queues of an account and region whose names start with `prefix`, by name.
+    async fn list_queues(
+        &self,
+        account: &str,
+        region: &str,
+        prefix: &str,
+    ) -> Result<Vec<QueueRecord>, StoreError>;
+
+    /// Merge attributes into a queue's. `QueueNotFound` if it is gone.
+    async fn set_queue_attributes(
+        &self,
+        key: &QueueKey,
+        attributes: &BTreeMap<String, String>,
+        now_s: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Delete a queue and its messages; whether it existed.
+    async fn delete_queue(&self, key: &QueueKey) -> Result<bool, StoreError>;
+
+    /// Delete every message of a queue. `QueueNotFound` if it is gone.
+    async fn purge_queue(&self, key: &QueueKey) -> Result<(), StoreError>;
+
+    /// Message counts at `now_ms`. `QueueNotFound` if it is gone.
+    async fn queue_counts(&self, key: &QueueKey, now_ms: i64) -> Result<QueueCounts, StoreError>;
+
+    /// Store messages (all or none), durable when it returns. `QueueNotFound` if it is gone.
+    async fn send_messages(
+        &self,
+        key: &QueueKey,
+        messages: &[NewMessage],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Hand out up to `opts.max` visible messages, oldest first, and hide them for
+    /// `opts.visibility_ms`; expired ones are deleted and over-received ones moved to the
+    /// dead-letter queue instead. `QueueNotFound` if it is gone.
+    async fn receive_messages(
+        &self,
+        key: &QueueKey,
+        opts: &ReceiveOptions,
+    ) -> Result<Vec<ReceivedMessage>, StoreError>;
+
+    /// Delete the message a receipt handle names. An old handle of a message still stored
+    /// deletes it too (as SQS does).
+    async fn delete_message(
+        &self,
+        key: &QueueKey,
+        receipt_handle: &str,
+    ) -> Result<HandleOutcome, StoreError>;
+
+    /// Make an in-flight message visible `visibility_ms` after `now_ms`.
+    async fn change_visibility(
+        &self,
+        key: &QueueKey,
+        receipt_handle: &str,
+        visibility_ms: i64,
+        now_ms: i64,
+    ) -> Result<HandleOutcome, StoreError>;
 
     /// Publish `$LATEST` as the next version number, unless it is unchanged since the last
     /// published version, which is then returned. With `expected_revision`, only if `$LATEST`
@@ -319,4 +536,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// A number that changes whenever any function changes (for caches in this process).
     fn generation(&self) -> u64;
+
+    /// Woken (all waiters) whenever this process stores a message or makes one visible
+    /// sooner, so long polls need not poll the database often.
+    fn queue_activity(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }

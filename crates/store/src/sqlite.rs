@@ -1,13 +1,17 @@
 //! The embedded backend: one SQLite file (`lamina.db`) in WAL mode with `synchronous=FULL`.
 //!
-//! One connection behind a mutex; every call runs on Tokio's blocking pool. Schema changes are
+//! One connection behind a mutex; every call runs on Tokio's blocking pool. Accepted async events
+//! and their deletions go through a second connection that commits them in groups
+//! ([`crate::sqlite_queue`]). Schema changes are
 //! numbered migrations applied in order and recorded in `PRAGMA user_version`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use lamina_types::asynchronous::{EventInvokeConfig, QueueKey};
 use lamina_types::function::{
     AliasConfiguration, FunctionConfiguration, FunctionRecord, FunctionVersion, LayerCode,
     ProvisionedConcurrencyConfig, Tags,
@@ -17,7 +21,11 @@ use lamina_types::names::{FunctionKey, LATEST};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::blobs::Blobs;
-use crate::{AccountUsage, AsyncEvent, MakeLayerVersion, MakeVersion, Store, StoreError};
+use crate::sqlite_queue::{self as q, EventWriter};
+use crate::{
+    AccountUsage, AsyncEvent, HandleOutcome, MakeLayerVersion, MakeVersion, NewMessage,
+    QueueCounts, QueueRecord, ReceiveOptions, ReceivedMessage, Store, StoreError, Undelivered,
+};
 
 /// Schema migrations; entry `i` moves the database from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
@@ -98,12 +106,59 @@ CREATE TABLE layer_versions (
     PRIMARY KEY (account, region, name, version)
 );
 "#,
+    r#"
+ALTER TABLE async_events ADD COLUMN due_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE async_events ADD COLUMN throttles INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE event_configs (
+    account   TEXT NOT NULL,
+    region    TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    config    TEXT NOT NULL,
+    PRIMARY KEY (account, region, name, qualifier),
+    FOREIGN KEY (account, region, name) REFERENCES functions ON DELETE CASCADE
+);
+CREATE TABLE undelivered (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id  TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    record      TEXT NOT NULL,
+    error       TEXT NOT NULL
+);
+CREATE TABLE queues (
+    account     TEXT NOT NULL,
+    region      TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    attributes  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    modified_at INTEGER NOT NULL,
+    PRIMARY KEY (account, region, name)
+);
+CREATE TABLE queue_messages (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    account           TEXT NOT NULL,
+    region            TEXT NOT NULL,
+    queue             TEXT NOT NULL,
+    message_id        TEXT NOT NULL,
+    body              TEXT NOT NULL,
+    attributes        TEXT NOT NULL,
+    sent_at           INTEGER NOT NULL,
+    visible_at        INTEGER NOT NULL,
+    receive_count     INTEGER NOT NULL DEFAULT 0,
+    first_received_at INTEGER,
+    receipt           TEXT,
+    FOREIGN KEY (account, region, queue) REFERENCES queues ON DELETE CASCADE
+);
+CREATE INDEX queue_messages_by_visibility ON queue_messages (account, region, queue, visible_at);
+"#,
 ];
 
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    events: EventWriter,
+    activity: Arc<tokio::sync::Notify>,
     blobs: Blobs,
     generation: Arc<AtomicU64>,
     path: PathBuf,
@@ -122,8 +177,14 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Two connections write (this one and the event writer's): a deferred transaction that
+        // read first could not upgrade to a writer once the other one committed, and would fail
+        // with SQLITE_BUSY at once instead of waiting.
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         migrate(&mut conn)?;
         Ok(SqliteStore {
+            events: EventWriter::start(&path)?,
+            activity: Arc::new(tokio::sync::Notify::new()),
             conn: Arc::new(Mutex::new(conn)),
             blobs: Blobs::open(data_dir)?,
             generation: Arc::new(AtomicU64::new(1)),
@@ -469,48 +530,178 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue_event(&self, event: &AsyncEvent) -> Result<(), StoreError> {
-        let e = event.clone();
-        self.with(move |conn, _| {
-            conn.execute(
-                "INSERT INTO async_events (request_id, account, region, name, qualifier, payload, enqueued_at, attempts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![e.request_id, e.key.account, e.key.region, e.key.name, e.qualifier, e.payload, e.enqueued_at_ms, e.attempts],
-            )?;
-            Ok(())
-        })
-        .await
+        self.events.insert(event.clone()).await
     }
 
     async fn pending_events(&self) -> Result<Vec<AsyncEvent>, StoreError> {
-        self.with(|conn, _| {
-            let mut stmt = conn.prepare(
-                "SELECT request_id, account, region, name, qualifier, payload, enqueued_at, attempts FROM async_events ORDER BY seq",
-            )?;
-            let rows = stmt.query_map([], |r| {
-                Ok(AsyncEvent {
-                    request_id: r.get(0)?,
-                    key: FunctionKey {
-                        account: r.get(1)?,
-                        region: r.get(2)?,
-                        name: r.get(3)?,
-                    },
-                    qualifier: r.get(4)?,
-                    payload: r.get(5)?,
-                    enqueued_at_ms: r.get(6)?,
-                    attempts: r.get(7)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
+        self.with(|conn, _| q::pending_events(conn)).await
     }
 
     async fn delete_event(&self, request_id: &str) -> Result<(), StoreError> {
+        self.events.delete(request_id.to_string()).await
+    }
+
+    async fn reschedule_event(
+        &self,
+        request_id: &str,
+        attempts: u32,
+        throttles: u32,
+        due_at_ms: i64,
+    ) -> Result<(), StoreError> {
         let id = request_id.to_string();
-        self.with(move |conn, _| {
-            conn.execute("DELETE FROM async_events WHERE request_id=?1", params![id])?;
-            Ok(())
-        })
-        .await
+        self.with(move |conn, _| q::reschedule_event(conn, &id, attempts, throttles, due_at_ms))
+            .await
+    }
+
+    async fn put_undelivered(&self, u: &Undelivered) -> Result<(), StoreError> {
+        let u = u.clone();
+        self.with(move |conn, _| q::put_undelivered(conn, &u)).await
+    }
+
+    async fn list_undelivered(&self) -> Result<Vec<Undelivered>, StoreError> {
+        self.with(|conn, _| q::list_undelivered(conn)).await
+    }
+
+    async fn put_event_config(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+        config: &EventInvokeConfig,
+    ) -> Result<(), StoreError> {
+        let (key, qualifier, config) = (key.clone(), qualifier.to_string(), config.clone());
+        self.with(move |conn, _| q::put_event_config(conn, &key, &qualifier, &config))
+            .await?;
+        self.bump();
+        Ok(())
+    }
+
+    async fn get_event_config(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<Option<EventInvokeConfig>, StoreError> {
+        let (key, qualifier) = (key.clone(), qualifier.to_string());
+        self.with(move |conn, _| q::get_event_config(conn, &key, &qualifier))
+            .await
+    }
+
+    async fn delete_event_config(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<bool, StoreError> {
+        let (key, qualifier) = (key.clone(), qualifier.to_string());
+        let deleted = self
+            .with(move |conn, _| q::delete_event_config(conn, &key, &qualifier))
+            .await?;
+        self.bump();
+        Ok(deleted)
+    }
+
+    async fn list_event_configs(
+        &self,
+        key: &FunctionKey,
+    ) -> Result<Vec<(String, EventInvokeConfig)>, StoreError> {
+        let key = key.clone();
+        self.with(move |conn, _| q::list_event_configs(conn, &key))
+            .await
+    }
+
+    async fn create_queue(&self, queue: &QueueRecord) -> Result<(QueueRecord, bool), StoreError> {
+        let queue = queue.clone();
+        self.with(move |conn, _| q::create_queue(conn, &queue))
+            .await
+    }
+
+    async fn get_queue(&self, key: &QueueKey) -> Result<Option<QueueRecord>, StoreError> {
+        let key = key.clone();
+        self.with(move |conn, _| q::read_queue(conn, &key)).await
+    }
+
+    async fn list_queues(
+        &self,
+        account: &str,
+        region: &str,
+        prefix: &str,
+    ) -> Result<Vec<QueueRecord>, StoreError> {
+        let (a, r, p) = (account.to_string(), region.to_string(), prefix.to_string());
+        self.with(move |conn, _| q::list_queues(conn, &a, &r, &p))
+            .await
+    }
+
+    async fn set_queue_attributes(
+        &self,
+        key: &QueueKey,
+        attributes: &BTreeMap<String, String>,
+        now_s: i64,
+    ) -> Result<(), StoreError> {
+        let (key, attributes) = (key.clone(), attributes.clone());
+        self.with(move |conn, _| q::set_queue_attributes(conn, &key, &attributes, now_s))
+            .await
+    }
+
+    async fn delete_queue(&self, key: &QueueKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.with(move |conn, _| q::delete_queue(conn, &key)).await
+    }
+
+    async fn purge_queue(&self, key: &QueueKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |conn, _| q::purge_queue(conn, &key)).await
+    }
+
+    async fn queue_counts(&self, key: &QueueKey, now_ms: i64) -> Result<QueueCounts, StoreError> {
+        let key = key.clone();
+        self.with(move |conn, _| q::queue_counts(conn, &key, now_ms))
+            .await
+    }
+
+    async fn send_messages(
+        &self,
+        key: &QueueKey,
+        messages: &[NewMessage],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (key, messages) = (key.clone(), messages.to_vec());
+        self.with(move |conn, _| q::send_messages(conn, &key, &messages, now_ms))
+            .await?;
+        self.activity.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive_messages(
+        &self,
+        key: &QueueKey,
+        opts: &ReceiveOptions,
+    ) -> Result<Vec<ReceivedMessage>, StoreError> {
+        let (key, opts) = (key.clone(), opts.clone());
+        self.with(move |conn, _| q::receive_messages(conn, &key, &opts))
+            .await
+    }
+
+    async fn delete_message(
+        &self,
+        key: &QueueKey,
+        receipt_handle: &str,
+    ) -> Result<HandleOutcome, StoreError> {
+        let (key, handle) = (key.clone(), receipt_handle.to_string());
+        self.with(move |conn, _| q::delete_message(conn, &key, &handle))
+            .await
+    }
+
+    async fn change_visibility(
+        &self,
+        key: &QueueKey,
+        receipt_handle: &str,
+        visibility_ms: i64,
+        now_ms: i64,
+    ) -> Result<HandleOutcome, StoreError> {
+        let (key, handle) = (key.clone(), receipt_handle.to_string());
+        let outcome = self
+            .with(move |conn, _| q::change_visibility(conn, &key, &handle, visibility_ms, now_ms))
+            .await?;
+        self.activity.notify_waiters();
+        Ok(outcome)
     }
 
     async fn publish_version(
@@ -1013,6 +1204,10 @@ impl Store for SqliteStore {
     fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+
+    fn queue_activity(&self) -> Arc<tokio::sync::Notify> {
+        self.activity.clone()
+    }
 }
 
 type LayerRow = (String, String, Option<String>, String);
@@ -1145,6 +1340,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         crate::conformance::run(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_accepts_commit_in_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let key = crate::conformance::sample_version("group").key;
+        let tasks: Vec<_> = (0..500)
+            .map(|i| {
+                let store = store.clone();
+                let key = key.clone();
+                tokio::spawn(async move {
+                    store
+                        .enqueue_event(&AsyncEvent {
+                            request_id: format!("g-{i}"),
+                            key,
+                            qualifier: None,
+                            payload: b"{}".to_vec(),
+                            enqueued_at_ms: i,
+                            attempts: 0,
+                            due_at_ms: i,
+                            throttles: 0,
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        drop(store);
+        let reopened = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(reopened.pending_events().await.unwrap().len(), 500);
     }
 
     #[tokio::test]

@@ -8,7 +8,9 @@
 //! - [`validate`]: the checks AWS applies to those requests, with AWS's error kinds and messages.
 //! - [`invoke`]: what an invocation carries and how it can end.
 //! - [`time`]: AWS's timestamp formats.
+//! - [`asynchronous`]: event invoke configs (retries, event age, destinations), SQS queue keys.
 
+pub mod asynchronous;
 pub mod function;
 pub mod invoke;
 pub mod layer;

@@ -124,11 +124,28 @@ pub fn check_create(req: &CreateFunctionRequest) -> Result<()> {
     if let Some(tags) = &req.tags {
         check_tags(tags)?;
     }
+    check_dead_letter(req.dead_letter_config.as_ref())?;
     Ok(())
+}
+
+/// `DeadLetterConfig.TargetArn`: empty (no dead-letter queue) or an SQS queue ARN, the only
+/// dead-letter target lamina delivers to.
+pub fn check_dead_letter(config: Option<&serde_json::Value>) -> Result<()> {
+    let Some(arn) = config.and_then(|c| c.get("TargetArn")) else {
+        return Ok(());
+    };
+    let arn = arn.as_str().unwrap_or_default();
+    if arn.is_empty() || crate::asynchronous::QueueKey::from_arn(arn).is_some() {
+        return Ok(());
+    }
+    Err(InputError::invalid(format!(
+        "The DeadLetterConfig target ARN {arn} is not supported: lamina's dead-letter queues are SQS queues (arn:aws:sqs:...)"
+    )))
 }
 
 /// Check an UpdateFunctionConfiguration request.
 pub fn check_update(req: &UpdateFunctionConfigurationRequest) -> Result<()> {
+    check_dead_letter(req.dead_letter_config.as_ref())?;
     if let Some(role) = &req.role {
         check_role(role)?;
     }

@@ -819,3 +819,100 @@ where
         other => panic!("expected a service error, got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// SQS: the real `aws-sdk-sqs` client against lamina's SQS-compatible endpoint.
+
+impl Server {
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        sqs_client_for(&self.endpoint)
+    }
+}
+
+pub fn sqs_client_for(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "AKIDLAMINATEST",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
+        .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+/// Code and message of a failed SQS call.
+pub fn sqs_error<E, R>(err: aws_sdk_sqs::error::SdkError<E, R>) -> (String, String)
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match err {
+        aws_sdk_sqs::error::SdkError::ServiceError(se) => {
+            let e = se.err();
+            (
+                e.code().unwrap_or_default().to_string(),
+                e.message().unwrap_or_default().to_string(),
+            )
+        }
+        other => panic!("expected a service error, got {other:?}"),
+    }
+}
+
+/// Create a queue and return its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url()
+        .expect("queue url")
+        .to_string()
+}
+
+/// Receive (long polling up to `within`) until one message arrives; returns it.
+pub async fn receive_one(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    within: Duration,
+) -> aws_sdk_sqs::types::Message {
+    let deadline = Instant::now() + within;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive message");
+        if let Some(m) = out.messages.and_then(|mut m| m.pop()) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "no message arrived on {url}");
+    }
+}
+
+/// Rows of a query on lamina's database, each row's columns joined by `|`, read with Python's
+/// sqlite3 (as an operator would look at the database); `?` placeholders take `args`.
+pub fn db_rows(db: &Path, sql: &str, args: &[&str]) -> Vec<String> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); [print('|'.join(str(v) for v in r)) for r in c.execute(sys.argv[2], sys.argv[3:])]")
+        .arg(db)
+        .arg(sql)
+        .args(args)
+        .output()
+        .expect("python3");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
