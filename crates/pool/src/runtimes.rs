@@ -14,7 +14,7 @@ use lamina_types::runtime::{family, RuntimeFamily, SERVED_RUNTIMES};
 /// lamina's Python runtime client.
 pub const PYTHON_CLIENT: &str = include_str!("../runtimes/python/lamina_runtime.py");
 /// lamina's Node.js runtime client.
-pub const NODE_CLIENT: &str = include_str!("../runtimes/node/lamina_runtime.mjs");
+pub const NODE_CLIENT: &str = include_str!("../runtimes/node/lamina_runtime.cjs");
 
 /// Which interpreter serves which runtime (`python3.12` → `/usr/bin/python3.12`).
 #[derive(Debug, Clone, Default)]
@@ -214,7 +214,7 @@ fn overlay(src: &Path, dst: &Path) -> std::io::Result<()> {
 pub fn install_clients(dir: &Path) -> std::io::Result<()> {
     for (sub, file, text) in [
         ("python", "lamina_runtime.py", PYTHON_CLIENT),
-        ("node", "lamina_runtime.mjs", NODE_CLIENT),
+        ("node", "lamina_runtime.cjs", NODE_CLIENT),
     ] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d)?;
@@ -296,7 +296,7 @@ pub(crate) fn command(
         }),
         Some(RuntimeFamily::Node) => Ok(Command {
             program: interpreter()?,
-            args: vec![view.runtime_dir.join("node/lamina_runtime.mjs").into()],
+            args: vec![view.runtime_dir.join("node/lamina_runtime.cjs").into()],
         }),
         None => Err(CommandError::Unsupported(runtime.to_string())),
     }

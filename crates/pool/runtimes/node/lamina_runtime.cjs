@@ -1,8 +1,8 @@
-// lamina_runtime.mjs: the Lambda runtime interface client lamina uses for nodejs*.x functions.
+// lamina_runtime.cjs: the Lambda runtime interface client lamina uses for nodejs*.x functions.
 //
 // lamina starts it as the process of an execution environment:
 //
-//     node /path/lamina_runtime.mjs
+//     node /path/lamina_runtime.cjs
 //
 // with AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT (also the working directory) and the
 // other Lambda variables set. It plays the part of AWS's aws-lambda-ric in the managed runtime:
@@ -28,14 +28,17 @@
 // stdout or stderr still holds is written out before a response or error is posted. require()
 // finds layer packages through NODE_PATH, which lamina sets as AWS does.
 
-import fs from "node:fs";
-import { createRequire } from "node:module";
-import net from "node:net";
-import path from "node:path";
-import { pathToFileURL } from "node:url";
-import util from "node:util";
+"use strict";
 
-const require = createRequire(import.meta.url);
+// CommonJS, not an ES module: Node.js starts a CommonJS entry point about 4 ms sooner (measured
+// on the 2-core VM: an empty .mjs 34-36 ms p50, an empty .cjs 31-32 ms), and every cold start
+// pays it. ES module handlers are still loaded with import().
+const fs = require("node:fs");
+const net = require("node:net");
+const path = require("node:path");
+const { pathToFileURL } = require("node:url");
+const util = require("node:util");
+
 
 // ---------------------------------------------------------------------------------------------
 // Runtime API client
