@@ -110,6 +110,30 @@ async fn event(client: &Client, name: &str, payload: &Value) -> String {
     resp.request_id().expect("request id").to_string()
 }
 
+/// A queue, a function (`handler` of the probe, `timeout` seconds) and its event invoke
+/// config: `retries` retries, the maximum age if given, and failures recorded in the queue.
+async fn failing_into(
+    server: &Server,
+    name: &str,
+    handler: &str,
+    timeout: i32,
+    (queue, retries, max_age): (&str, i32, Option<i32>),
+) -> Client {
+    let client = server.client();
+    create_queue(&server.sqs(), queue).await;
+    function(&client, name, handler, timeout).await;
+    let mut put = client
+        .put_function_event_invoke_config()
+        .function_name(name)
+        .maximum_retry_attempts(retries)
+        .destination_config(destinations(None, Some(&format!("{QUEUE_ARN}{queue}"))));
+    if let Some(age) = max_age {
+        put = put.maximum_event_age_in_seconds(age);
+    }
+    put.send().await.unwrap();
+    client
+}
+
 fn destinations(success: Option<&str>, failure: Option<&str>) -> DestinationConfig {
     let mut d = DestinationConfig::builder();
     if let Some(s) = success {
@@ -458,17 +482,7 @@ async fn an_always_failing_function_lands_in_on_failure_and_the_dead_letter_queu
 #[tokio::test]
 async fn a_timeout_is_a_function_error() {
     let server = fast_sandboxed_server();
-    let client = server.client();
-    create_queue(&server.sqs(), "timeouts").await;
-    function(&client, "sleepy", "slow", 1).await;
-    client
-        .put_function_event_invoke_config()
-        .function_name("sleepy")
-        .maximum_retry_attempts(0)
-        .destination_config(destinations(None, Some(&format!("{QUEUE_ARN}timeouts"))))
-        .send()
-        .await
-        .unwrap();
+    let client = failing_into(&server, "sleepy", "slow", 1, ("timeouts", 0, None)).await;
     let id = event(&client, "sleepy", &json!({"seconds": 5})).await;
     let (record, _) = next_record(&server, "timeouts").await;
     assert_eq!(record["requestContext"]["requestId"], id.as_str());
@@ -485,17 +499,7 @@ async fn a_timeout_is_a_function_error() {
 #[tokio::test]
 async fn a_crash_is_a_function_error_and_is_retried() {
     let server = fast_server();
-    let client = server.client();
-    create_queue(&server.sqs(), "crashes").await;
-    function(&client, "crasher", "crash", 3).await;
-    client
-        .put_function_event_invoke_config()
-        .function_name("crasher")
-        .maximum_retry_attempts(1)
-        .destination_config(destinations(None, Some(&format!("{QUEUE_ARN}crashes"))))
-        .send()
-        .await
-        .unwrap();
+    let client = failing_into(&server, "crasher", "crash", 3, ("crashes", 1, None)).await;
     let dir = tempfile::tempdir().unwrap();
     let id = event(&client, "crasher", &json!({"dir": dir.path()})).await;
     let (record, _) = next_record(&server, "crashes").await;
@@ -511,18 +515,7 @@ async fn a_crash_is_a_function_error_and_is_retried() {
 async fn an_event_older_than_its_maximum_age_is_not_retried() {
     // A retry would come two minutes later, past the 60 s age limit: the event fails at once.
     let server = Server::start_with(&["--async-retry-delays", "120", "--isolation", "process"]);
-    let client = server.client();
-    create_queue(&server.sqs(), "expired").await;
-    function(&client, "aged", "fail", 3).await;
-    client
-        .put_function_event_invoke_config()
-        .function_name("aged")
-        .maximum_retry_attempts(2)
-        .maximum_event_age_in_seconds(60)
-        .destination_config(destinations(None, Some(&format!("{QUEUE_ARN}expired"))))
-        .send()
-        .await
-        .unwrap();
+    let client = failing_into(&server, "aged", "fail", 3, ("expired", 2, Some(60))).await;
     let dir = tempfile::tempdir().unwrap();
     let id = event(&client, "aged", &json!({"dir": dir.path()})).await;
     let (record, _) = next_record(&server, "expired").await;

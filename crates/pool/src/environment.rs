@@ -35,6 +35,8 @@ pub(crate) struct Environment {
     healthy: bool,
     peak_memory_mb: u64,
     memory_sampled: Option<Instant>,
+    /// Set by a memory sample that found an OOM kill in the environment's cgroup.
+    oom_killed: bool,
 }
 
 /// How often `Max Memory Used` is re-read from `/proc` (process isolation).
@@ -227,6 +229,7 @@ impl Environment {
                     healthy: true,
                     peak_memory_mb: 0,
                     memory_sampled: None,
+                    oom_killed: false,
                 })
             }
             Some(Ok(InitSignal::Error { error_type, body })) => {
@@ -248,12 +251,7 @@ impl Environment {
                 logs.drain_to_end(Duration::from_millis(200)).await;
                 let message =
                     format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
-                let error_type = if process.out_of_memory() {
-                    "Runtime.OutOfMemory"
-                } else {
-                    "Runtime.ExitError"
-                };
-                Err(failure(&logs, error_type, &message))
+                Err(failure(&logs, exit_error_type(&process), &message))
             }
         }
     }
@@ -340,7 +338,8 @@ impl Environment {
             }
         };
         let duration = started.elapsed();
-        if self.healthy && self.process.out_of_memory() {
+        let memory_used = self.peak_memory_mb();
+        if self.healthy && self.oom_killed {
             // The memory cgroup killed a process of this environment (cgroup v1 kills one
             // process, not the tree): the environment is not trusted again.
             self.healthy = false;
@@ -349,7 +348,6 @@ impl Environment {
         if self.healthy {
             self.logs.drain();
         }
-        let memory_used = self.peak_memory_mb();
         self.logs
             .platform_line(&format!("END RequestId: {request_id}"));
         let mut report = format!(
@@ -378,7 +376,9 @@ impl Environment {
 
     /// `Max Memory Used`, in MB. Reading `/proc/{pid}/status` costs about a tenth of the
     /// platform's CPU per warm invoke, so it is read at most every [`MEMORY_SAMPLE_PERIOD`]; the
-    /// peak only grows, so a recent sample is a lower bound that is at most that old.
+    /// peak only grows, so a recent sample is a lower bound that is at most that old. The same
+    /// sample notes OOM kills of a process other than the runtime (the runtime's own death is
+    /// seen at once, as an exit), keeping a cgroup file read off every warm invoke.
     fn peak_memory_mb(&mut self) -> u64 {
         let due = self
             .memory_sampled
@@ -387,6 +387,7 @@ impl Environment {
             if let Some(bytes) = self.process.peak_memory_bytes() {
                 self.peak_memory_mb = self.peak_memory_mb.max(bytes.div_ceil(1024 * 1024));
             }
+            self.oom_killed = self.process.out_of_memory();
             self.memory_sampled = Some(Instant::now());
         }
         self.peak_memory_mb
@@ -396,12 +397,17 @@ impl Environment {
         self.logs.drain_to_end(Duration::from_millis(200)).await;
         let message = format!("RequestId: {request_id} Error: Runtime exited with error: {exit}");
         self.logs.platform_line(&message);
-        let error_type = if self.process.out_of_memory() {
-            "Runtime.OutOfMemory"
-        } else {
-            "Runtime.ExitError"
-        };
-        platform_error(error_type, &message)
+        platform_error(exit_error_type(&self.process), &message)
+    }
+}
+
+/// The error type of a runtime that exited: `Runtime.OutOfMemory` when the memory cgroup
+/// killed something, else `Runtime.ExitError`.
+fn exit_error_type(process: &Process) -> &'static str {
+    if process.out_of_memory() {
+        "Runtime.OutOfMemory"
+    } else {
+        "Runtime.ExitError"
     }
 }
 

@@ -316,13 +316,6 @@ impl Cgroups {
         out
     }
 
-    /// Make the cgroup of one environment and set its limits.
-    pub fn create(&self, name: &str, limits: &Limits) -> io::Result<EnvCgroup> {
-        let env = self.make(name)?;
-        env.apply(limits)?;
-        Ok(env)
-    }
-
     /// Make the cgroup of one environment with what is the same for every environment (the
     /// process limit, no swap, whole-group OOM kills); [`EnvCgroup::apply`] sets the rest.
     /// Making directories is the slow part (about 0.3 ms over five hierarchies), so spares are
@@ -501,11 +494,6 @@ impl EnvCgroup {
         }
     }
 
-    /// Whether the memory limit is enforced for this environment.
-    pub fn limits_memory(&self) -> bool {
-        self.memory.is_some()
-    }
-
     /// Peak memory use of the whole environment, in bytes.
     pub fn peak_memory_bytes(&self) -> Option<u64> {
         let m = self.memory.as_ref()?;
@@ -555,6 +543,18 @@ impl EnvCgroup {
         }
     }
 
+    /// Whether the kernel has finished freezing the environment (freezing is asynchronous).
+    pub fn is_frozen(&self) -> bool {
+        match &self.freeze {
+            Some((Version::V2, dir)) => fs::read_to_string(dir.join("cgroup.events"))
+                .is_ok_and(|e| e.lines().any(|l| l == "frozen 1")),
+            Some((Version::V1, dir)) => {
+                fs::read_to_string(dir.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            }
+            None => false,
+        }
+    }
+
     /// SIGKILL every process of the environment through `cgroup.kill`, where the kernel has it.
     /// Returns whether it did.
     pub fn kill(&self) -> bool {
@@ -562,13 +562,6 @@ impl EnvCgroup {
             Some(path) => fs::write(path, "1").is_ok(),
             None => false,
         }
-    }
-
-    /// Whether no process is left in the environment.
-    pub fn is_empty(&self) -> bool {
-        self.dirs.iter().all(|d| {
-            fs::read_to_string(d.join("cgroup.procs")).map_or(true, |s| s.trim().is_empty())
-        })
     }
 
     /// Remove the directories (only possible once no process is left). Returns whether all went.

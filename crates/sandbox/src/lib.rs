@@ -51,8 +51,6 @@ pub use protocol::Mount;
 pub const SANDBOX_UID: u32 = 993;
 /// Its group.
 pub const SANDBOX_GID: u32 = 990;
-/// Most processes and threads in one environment.
-pub const PIDS_MAX: u64 = cgroup::PIDS;
 /// Most open files per process.
 pub const NOFILE_MAX: u64 = 1024;
 /// Where the Runtime API listens inside an isolated network: Lambda's own address.
@@ -344,19 +342,9 @@ impl Sandbox {
         self.isolation
     }
 
-    /// The strongest level this host offers.
-    pub fn available(&self) -> Isolation {
-        self.available
-    }
-
     /// Why that level.
     pub fn reason(&self) -> &str {
         &self.reason
-    }
-
-    /// What is degraded (missing controllers, no Landlock, ...).
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
     }
 
     /// A human description, one fact per line, for `lamina doctor` and the start-up log.
@@ -384,12 +372,6 @@ impl Sandbox {
             out.push(format!("warning: {w}"));
         }
         out
-    }
-
-    /// The host directories every namespace environment sees (read-only), for callers that
-    /// need to know whether a path is already visible.
-    pub fn system_mounts(&self) -> &[Mount] {
-        &self.system_mounts
     }
 
     /// Start `spec`.
@@ -788,11 +770,6 @@ impl fmt::Display for Exit {
 }
 
 impl Process {
-    /// Start `spec` at the process level (no sandbox needed).
-    pub fn spawn(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
-        spawn_process(spec)
-    }
-
     /// The host pid of the tree's first process (the pid namespace's init at the namespace
     /// level).
     pub fn pid(&self) -> u32 {
@@ -1023,7 +1000,7 @@ mod tests {
 
     #[tokio::test]
     async fn output_and_scrubbed_environment() {
-        let (mut p, pipe) = Process::spawn(&sh("echo out; echo err >&2; env")).unwrap();
+        let (mut p, pipe) = spawn_process(&sh("echo out; echo err >&2; env")).unwrap();
         assert_eq!(p.wait().await, Exit::Code(0));
         let out = read_all(pipe).await;
         assert!(out.starts_with("out\nerr\n"), "{out}");
@@ -1033,7 +1010,7 @@ mod tests {
 
     #[tokio::test]
     async fn kill_takes_the_whole_group() {
-        let (mut p, pipe) = Process::spawn(&sh("sleep 60 & echo $!; wait")).unwrap();
+        let (mut p, pipe) = spawn_process(&sh("sleep 60 & echo $!; wait")).unwrap();
         let mut pipe = pipe;
         let mut buf = [0u8; 32];
         let n = pipe.read(&mut buf).await.unwrap();
@@ -1064,14 +1041,14 @@ mod tests {
 
     #[tokio::test]
     async fn exit_codes_and_missing_programs() {
-        let (mut p, _pipe) = Process::spawn(&sh("exit 3")).unwrap();
+        let (mut p, _pipe) = spawn_process(&sh("exit 3")).unwrap();
         assert_eq!(p.wait().await.to_string(), "exit status 3");
         let missing = SandboxSpec {
             program: "/nonexistent/bootstrap".into(),
             ..sh("")
         };
         assert!(matches!(
-            Process::spawn(&missing),
+            spawn_process(&missing),
             Err(SpawnError::NotFound { .. })
         ));
     }

@@ -206,8 +206,12 @@ async fn freeze_stops_the_clock_of_an_idle_environment() {
         let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
         fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     };
-    // Let the freeze settle, then the busy loop must not gain CPU time.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Once the kernel reports the freeze done, the busy loop must not gain CPU time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !p.cgroup().is_some_and(|c| c.is_frozen()) {
+        assert!(std::time::Instant::now() < deadline, "never frozen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let before = cpu(p.pid());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(cpu(p.pid()), before, "a frozen environment used CPU");
