@@ -65,8 +65,25 @@ struct Cli {
     /// Where `lamina` and `rust-noop` are (default: the workspace's target/release).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Measure only these groups (floors always run): `warm`, `cold`, `event`, `control`,
+    /// `memory`. For working on one part; the full table needs every group.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<Group>,
+    /// Measure only this isolation level (default: every level lamina offers).
+    #[arg(long)]
+    isolation: Option<String>,
     #[command(subcommand)]
     mode: Option<Mode>,
+}
+
+/// A group of measurements that `--only` can pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Group {
+    Warm,
+    Cold,
+    Event,
+    Control,
+    Memory,
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +97,8 @@ enum Mode {
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub(crate) quick: bool,
+    /// The groups to measure (all of them unless `--only` names some).
+    pub(crate) only: Vec<Group>,
     /// Concurrency of the "many clients" runs: cores × 4.
     pub(crate) many: usize,
     pub(crate) warm_c1: usize,
@@ -99,11 +118,12 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    fn new(quick: bool, cores: usize) -> Plan {
+    fn new(quick: bool, cores: usize, only: Vec<Group>) -> Plan {
         let many = cores * 4;
         if quick {
             Plan {
                 quick,
+                only: only.clone(),
                 many,
                 warm_c1: 1_000,
                 warm_many: 2_000,
@@ -123,6 +143,7 @@ impl Plan {
         } else {
             Plan {
                 quick,
+                only,
                 many,
                 warm_c1: 10_000,
                 warm_many: 20_000,
@@ -140,6 +161,11 @@ impl Plan {
                 environments: 100,
             }
         }
+    }
+
+    /// Whether `group` is measured in this run.
+    pub(crate) fn wants(&self, group: Group) -> bool {
+        self.only.is_empty() || self.only.contains(&group)
     }
 }
 
@@ -170,10 +196,18 @@ fn main() -> Result<()> {
 
 async fn run(cli: Cli) -> Result<()> {
     progress("start");
-    let setup = setup::prepare(cli.no_build, cli.bin_dir)?;
+    let mut setup = setup::prepare(cli.no_build, cli.bin_dir.clone())?;
+    if let Some(level) = &cli.isolation {
+        anyhow::ensure!(
+            setup.isolation.contains(level),
+            "lamina doctor does not offer isolation level {level:?} here (it offers {:?})",
+            setup.isolation
+        );
+        setup.isolation = vec![level.clone()];
+    }
     let started = Instant::now();
     let (busy_before, own_before) = (procfs::system_busy_ticks(), procfs::own_tree_ticks());
-    let plan = Plan::new(cli.quick, setup.machine.cores);
+    let plan = Plan::new(cli.quick, setup.machine.cores, cli.only.clone());
     let mode = if plan.quick { "quick" } else { "full" };
     let mut report = Report::default();
     if plan.quick {
@@ -204,13 +238,15 @@ async fn run(cli: Cli) -> Result<()> {
         }
         lamina.stop().await;
         let cold = result?;
-        if setup.isolation[0] == "namespace" && level == "process" {
+        if setup.isolation[0] == "namespace" && level == "process" && plan.wants(Group::Cold) {
             cold::sandbox_cost(&first, &cold, &mut report);
         }
     }
 
-    progress("memory");
-    memory::run(&setup, &plan, &mut report).await?;
+    if plan.wants(Group::Memory) {
+        progress("memory");
+        memory::run(&setup, &plan, &mut report).await?;
+    }
     floor_server.stop().await;
 
     // Whatever else ran on the machine meanwhile skews every figure: say how much there was.
@@ -249,12 +285,22 @@ async fn measure_on(
     progress("deploying the no-op functions");
     let deployed = deploy(setup, fl, lamina, report).await?;
     let level = &setup.isolation[0];
-    progress(&format!("warm invokes ({level})"));
-    warm::run(plan, fl, lamina, &deployed, level, report).await?;
-    progress(&format!("cold starts ({level})"));
-    let cold = cold::run(plan, lamina, &deployed, level, report).await?;
-    progress("async invokes");
-    event::run(setup, plan, fl, lamina, report).await?;
+    if plan.wants(Group::Warm) {
+        progress(&format!("warm invokes ({level})"));
+        warm::run(plan, fl, lamina, &deployed, level, report).await?;
+    }
+    let mut cold = Vec::new();
+    if plan.wants(Group::Cold) {
+        progress(&format!("cold starts ({level})"));
+        cold = cold::run(plan, lamina, &deployed, level, report).await?;
+    }
+    if plan.wants(Group::Event) {
+        progress("async invokes");
+        event::run(setup, plan, fl, lamina, report).await?;
+    }
+    if !plan.wants(Group::Control) {
+        return Ok(cold);
+    }
     progress("control plane");
     report.add(
         report::Row::new(
@@ -282,8 +328,13 @@ async fn measure_level(
 ) -> Result<Vec<(String, f64)>> {
     // Deployment figures were reported for the first lamina; these are not.
     let deployed = deploy(setup, fl, lamina, &mut Report::default()).await?;
-    progress(&format!("warm invokes ({level})"));
-    warm::run(plan, fl, lamina, &deployed, level, report).await?;
+    if plan.wants(Group::Warm) {
+        progress(&format!("warm invokes ({level})"));
+        warm::run(plan, fl, lamina, &deployed, level, report).await?;
+    }
+    if !plan.wants(Group::Cold) {
+        return Ok(Vec::new());
+    }
     progress(&format!("cold starts ({level})"));
     cold::run(plan, lamina, &deployed, level, report).await
 }
