@@ -91,6 +91,21 @@ enum Mode {
     /// (internal) The round-trip floor: a minimal HTTP server on an ephemeral port.
     #[command(hide = true)]
     FloorServer,
+    /// Invoke one function on a running lamina from `concurrency` keep-alive clients and print
+    /// latency percentiles and throughput (for profiling lamina while it serves load).
+    Load {
+        /// lamina's API address, e.g. 127.0.0.1:9001.
+        #[arg(long, default_value = "127.0.0.1:9001")]
+        addr: std::net::SocketAddr,
+        /// The function to invoke (it must exist and answer 200).
+        #[arg(long)]
+        function: String,
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Invokes to measure (a tenth as many run first, unmeasured).
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+    },
 }
 
 /// How many samples each group takes.
@@ -190,6 +205,12 @@ fn main() -> Result<()> {
         .build()?;
     match cli.mode {
         Some(Mode::FloorServer) => rt.block_on(http::floor_server()),
+        Some(Mode::Load {
+            addr,
+            function,
+            concurrency,
+            n,
+        }) => rt.block_on(load(addr, &function, concurrency, n)),
         None => rt.block_on(run(cli)),
     }
 }
@@ -270,6 +291,31 @@ async fn run(cli: Cli) -> Result<()> {
     } else {
         print!("{}\n{}", setup.header_text(mode), report.to_table());
     }
+    Ok(())
+}
+
+/// The `load` mode: closed-loop sync invokes of `function` on a running lamina.
+async fn load(
+    addr: std::net::SocketAddr,
+    function: &str,
+    concurrency: usize,
+    n: usize,
+) -> Result<()> {
+    let raw = std::sync::Arc::new(lamina::invoke_request(function, b"{}"));
+    let warm_up = (n / 10).max(concurrency);
+    http::closed_loop(addr, raw.clone(), concurrency, warm_up, lamina::invoke_ok).await?;
+    let result = http::closed_loop(addr, raw, concurrency, n, lamina::invoke_ok).await?;
+    let mut lat = result.latencies.clone();
+    lat.sort();
+    let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    println!(
+        "{n} invokes of {function} at c={concurrency}: p50 {:?} p90 {:?} p99 {:?} max {:?}, {:.0}/s",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        lat[lat.len() - 1],
+        result.throughput()
+    );
     Ok(())
 }
 

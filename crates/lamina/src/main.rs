@@ -124,6 +124,12 @@ struct ServeArgs {
     /// `Event` invocations run at once (a throttled or delayed event does not hold a slot).
     #[arg(long, env = "LAMINA_ASYNC_CONCURRENCY", default_value_t = 64)]
     async_concurrency: usize,
+    /// Threads that run lamina's own work (the APIs, the Runtime API, dispatch). 0 picks half
+    /// the cores, at least one: lamina's share of an invoke is small next to the function's,
+    /// and on a small machine wake-ups between threads cost more than a second thread gains
+    /// (BENCHMARKS.md).
+    #[arg(long, env = "LAMINA_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
     #[command(flatten)]
     sandbox: SandboxArgs,
 }
@@ -161,7 +167,12 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    let workers = match &cli.command {
+        Command::Serve(args) => worker_threads(args.worker_threads),
+        Command::Doctor(_) => 1,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -169,6 +180,15 @@ fn main() -> Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Doctor(args) => doctor(&args.common, &args.sandbox),
     }
+}
+
+/// `--worker-threads`: as asked, or half the cores (at least one) for 0.
+fn worker_threads(asked: usize) -> usize {
+    if asked > 0 {
+        return asked;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.div_ceil(2)
 }
 
 fn interpreters(args: &CommonArgs) -> Result<Interpreters> {

@@ -272,6 +272,25 @@ async fn logs_have_a_tail_and_a_stream() {
         start < first_line && first_line < end,
         "output sits between START and END"
     );
+    // Under steady load the file is written at most every 50 ms, but nothing stays buffered:
+    // the lines of invokes in quick succession all reach it soon after.
+    for _ in 0..5 {
+        let (_, err, _) = call(&client, "chatty", json!({"action": "print", "lines": 1})).await;
+        assert!(err.is_none());
+    }
+    let path = files[0].clone();
+    eventually(
+        Duration::from_secs(5),
+        "six REPORT lines in the stream file",
+        || {
+            let path = path.clone();
+            async move {
+                let text = std::fs::read_to_string(&path).ok()?;
+                (text.matches("REPORT RequestId: ").count() == 6).then_some(())
+            }
+        },
+    )
+    .await;
 }
 
 #[tokio::test]

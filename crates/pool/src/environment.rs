@@ -269,6 +269,11 @@ impl Environment {
         }
     }
 
+    /// Write the log lines still buffered to the stream's file.
+    pub(crate) fn flush_logs(&self) {
+        self.logs.flush();
+    }
+
     /// Whether the environment can take another invocation.
     pub(crate) fn is_usable(&mut self) -> bool {
         self.healthy && !self.process.has_exited()

@@ -443,14 +443,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// 0.1 ms of CPU per invoke.
 pub const FREEZE_AFTER: Duration = Duration::from_millis(100);
 
-/// Freeze environments idle for [`FREEZE_AFTER`].
+/// Write idle environments' buffered log lines ([`logs::FLUSH_PERIOD`]) and freeze those idle
+/// for [`FREEZE_AFTER`].
 async fn freeze_idle(pool: Weak<Inner>) {
     loop {
-        tokio::time::sleep(FREEZE_AFTER / 2).await;
+        tokio::time::sleep(logs::FLUSH_PERIOD).await;
         let Some(inner) = pool.upgrade() else { return };
         let now = Instant::now();
         let mut idle = lock(&inner.idle);
         for env in idle.values_mut().flatten() {
+            env.flush_logs();
             if now.duration_since(env.last_used) >= FREEZE_AFTER {
                 env.freeze();
             }

@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use lamina_sandbox::LogPipe;
 
@@ -25,7 +26,14 @@ struct Inner {
     /// The read buffer, kept between drains (zeroing a fresh 16 KB one on every drain was a
     /// tenth of the platform's instructions per warm invoke).
     buf: Vec<u8>,
+    /// When the file was last flushed (`None`: never).
+    flushed: Option<Instant>,
 }
+
+/// The file is written at most this often under steady load (and by the pool's idle sweep
+/// within about as long once the environment is idle): a write per warm invoke was a few per
+/// cent of the platform's CPU. The first invocation's lines are written at once.
+pub(crate) const FLUSH_PERIOD: Duration = Duration::from_millis(50);
 
 /// The log stream of one environment.
 #[derive(Debug, Clone)]
@@ -45,6 +53,7 @@ impl LogStream {
                 file,
                 capture: Some(Vec::new()),
                 buf: vec![0u8; 16 * 1024],
+                flushed: None,
             })),
         };
         let copier = stream.clone();
@@ -127,11 +136,12 @@ impl LogStream {
         }
     }
 
-    /// Stop capturing, flush the file, and return the last `tail` bytes of the capture.
+    /// Stop capturing and return the last `tail` bytes of the capture. The file is flushed if
+    /// it was not for [`FLUSH_PERIOD`].
     pub(crate) fn end_capture(&self, tail: usize) -> Vec<u8> {
         let mut inner = self.lock();
-        if let Some(f) = inner.file.as_mut() {
-            let _ = f.flush();
+        if inner.flushed.is_none_or(|t| t.elapsed() >= FLUSH_PERIOD) {
+            inner.flush();
         }
         let captured = inner.capture.take().unwrap_or_default();
         let start = captured.len().saturating_sub(tail);
@@ -139,7 +149,24 @@ impl LogStream {
     }
 }
 
+impl LogStream {
+    /// Write whatever is buffered to the file (the pool's idle sweep).
+    pub(crate) fn flush(&self) {
+        let mut inner = self.lock();
+        if inner.file.as_ref().is_some_and(|f| !f.buffer().is_empty()) {
+            inner.flush();
+        }
+    }
+}
+
 impl Inner {
+    fn flush(&mut self) {
+        if let Some(f) = self.file.as_mut() {
+            let _ = f.flush();
+        }
+        self.flushed = Some(Instant::now());
+    }
+
     fn append(&mut self, bytes: &[u8]) {
         if let Some(f) = self.file.as_mut() {
             if f.write_all(bytes).is_err() {

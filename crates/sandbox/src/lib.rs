@@ -638,6 +638,24 @@ fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// A pidfd of the child `pid`, registered with the async runtime: readable once the child
+/// exits, so whether it has exited is known from readiness, without a `wait4` per warm invoke.
+/// `None` where pidfds are missing (Linux before 5.3); the child is then polled with `wait4`.
+fn exit_watch(pid: u32) -> Option<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // The child is not reaped until it is waited for, so the pid cannot have been reused.
+    let fd = pidfd_open(i32::try_from(pid).ok().filter(|p| *p > 0)?)?;
+    // SAFETY: `fd` is an open pidfd that the AsyncFd owns from here on; an OwnedFd always
+    // returns the same descriptor and closes it only when dropped with the AsyncFd.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .ok()
+}
+
+/// Whether the runtime has seen `fd` readable, without a system call.
+fn pidfd_ready(fd: &tokio::io::unix::AsyncFd<OwnedFd>) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    fd.poll_read_ready(&mut cx).is_ready()
+}
+
 /// A plain child process in its own process group.
 fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
     let other = |source| SpawnError::Other {
@@ -671,7 +689,11 @@ fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
     let pipe = pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).map_err(other)?;
     Ok((
         Process {
-            kind: Kind::Child { child, pid },
+            kind: Kind::Child {
+                child,
+                pid,
+                exited: exit_watch(pid),
+            },
             cgroup: None,
             frozen: false,
             exit: None,
@@ -697,6 +719,8 @@ enum Kind {
     Child {
         child: tokio::process::Child,
         pid: u32,
+        /// Readable once the child has exited (see [`exit_watch`]).
+        exited: Option<tokio::io::unix::AsyncFd<OwnedFd>>,
     },
     /// `namespace` level: the init of the pid namespace (host pid), a pidfd for it, and the
     /// pipe where init writes the runtime's exit status.
@@ -793,10 +817,16 @@ impl Process {
             return e;
         }
         let exit = match &mut self.kind {
-            Kind::Child { child, .. } => match child.wait().await {
-                Ok(s) => Exit::from(s),
-                Err(_) => Exit::Code(-1),
-            },
+            Kind::Child { child, exited, .. } => {
+                if let Some(fd) = exited {
+                    // Cancel-safe: readiness stays set once the child has exited.
+                    let _ = fd.readable().await;
+                }
+                match child.wait().await {
+                    Ok(s) => Exit::from(s),
+                    Err(_) => Exit::Code(-1),
+                }
+            }
             Kind::Namespace { status, .. } => {
                 // Init writes five bytes at once, then exits; end of file alone means init
                 // itself was killed. A pipe write this small is atomic.
@@ -815,6 +845,9 @@ impl Process {
             return true;
         }
         match &mut self.kind {
+            Kind::Child {
+                exited: Some(fd), ..
+            } if !pidfd_ready(fd) => false,
             Kind::Child { child, .. } => match child.try_wait() {
                 Ok(Some(s)) => {
                     self.exit = Some(Exit::from(s));
@@ -850,7 +883,7 @@ impl Process {
             cg.kill();
         }
         match &mut self.kind {
-            Kind::Child { child, pid } => {
+            Kind::Child { child, pid, .. } => {
                 if *pid != 0 {
                     // The group may already be gone; that is fine.
                     let _ = killpg(Pid::from_raw(*pid as i32), Signal::SIGKILL);
