@@ -84,6 +84,8 @@ pub(crate) struct LoadFloors {
     pub(crate) rate: Floor,
     /// CPU time the server used per request.
     pub(crate) cpu: Floor,
+    /// CPU time the server's runtimes used per request (the protocol floor only).
+    pub(crate) cpu_runtimes: Option<Floor>,
 }
 
 impl LoadFloors {
@@ -103,6 +105,9 @@ impl LoadFloors {
 pub(crate) struct Floors {
     /// Round trip at concurrency 1, then at cores × 4.
     pub(crate) rtt: Vec<LoadFloors>,
+    /// The Rust no-op behind the protocol floor ([`crate::protocol`]), at concurrency 1 and at
+    /// cores × 4; empty when warm invokes are not measured.
+    pub(crate) protocol: Vec<LoadFloors>,
     pub(crate) spawn: StartFloor,
     pub(crate) python: Option<StartFloor>,
     pub(crate) node: Option<StartFloor>,
@@ -133,6 +138,56 @@ impl Floors {
             .find(|f| f.concurrency == concurrency)
             .unwrap_or(&self.rtt[0])
     }
+}
+
+/// The Rust no-op behind the protocol floor, `concurrency` clients and as many runtimes.
+async fn protocol_floor(
+    setup: &Setup,
+    concurrency: usize,
+    n: usize,
+    report: &mut Report,
+) -> Result<LoadFloors> {
+    let floor =
+        crate::protocol::FloorLambda::start(&setup.bench, &setup.rust_noop, concurrency).await?;
+    let raw = Arc::new(invoke_request("floor", b"{}"));
+    let result = async {
+        // Unmeasured first, as for lamina's warm rows.
+        closed_loop(
+            floor.addr,
+            raw.clone(),
+            concurrency,
+            (20 * concurrency).max(n / 10),
+            ok_200,
+        )
+        .await?;
+        let before = procfs::tree_cpu_secs(floor.pid);
+        let result = closed_loop(floor.addr, raw.clone(), concurrency, n, ok_200).await?;
+        let after = procfs::tree_cpu_secs(floor.pid);
+        anyhow::Ok((result, after.0 - before.0, after.1 - before.1))
+    }
+    .await;
+    floor.stop().await;
+    let (result, platform_cpu, runtimes_cpu) = result?;
+    let subject =
+        format!("rust no-op behind a minimal Lambda platform (protocol floor), c={concurrency}");
+    let mut f = load_rows(report, Section::Floors, &subject, &result, None, None)
+        .context("protocol floor rows")?;
+    f.concurrency = concurrency;
+    let mut cpu_row = |whose: &str, secs: f64| {
+        report.floor(
+            Row::new(
+                Section::Floors,
+                format!("protocol floor's CPU per invoke, {whose}, c={concurrency}"),
+                "cpu/req",
+                secs / n as f64,
+                Unit::Secs,
+            )
+            .n(n),
+        )
+    };
+    f.cpu = cpu_row("platform", platform_cpu);
+    f.cpu_runtimes = Some(cpu_row("runtimes", runtimes_cpu));
+    Ok(f)
 }
 
 fn ok_200(resp: &Response) -> Result<()> {
@@ -188,6 +243,7 @@ pub(crate) fn load_rows(
             id: String::new(),
             value: 0.0,
         },
+        cpu_runtimes: None,
     })
 }
 
@@ -220,6 +276,12 @@ pub(crate) async fn measure(
             .n(n),
         );
         rtt.push(f);
+    }
+    let mut protocol = Vec::new();
+    if plan.wants(crate::Group::Warm) {
+        for (concurrency, n) in [(1, plan.warm_c1), (plan.many, plan.warm_many)] {
+            protocol.push(protocol_floor(setup, concurrency, n, report).await?);
+        }
     }
 
     let bench = setup.bench.clone();
@@ -278,6 +340,7 @@ pub(crate) async fn measure(
     );
     Ok(Floors {
         rtt,
+        protocol,
         spawn,
         python,
         node,

@@ -32,6 +32,7 @@ mod http;
 mod lamina;
 mod memory;
 mod procfs;
+mod protocol;
 mod report;
 mod setup;
 mod stats;
@@ -91,6 +92,15 @@ enum Mode {
     /// (internal) The round-trip floor: a minimal HTTP server on an ephemeral port.
     #[command(hide = true)]
     FloorServer,
+    /// (internal) The protocol floor: a minimal Lambda platform serving `runtimes` copies of
+    /// `runtime` (see `protocol.rs`).
+    #[command(hide = true)]
+    FloorLambda {
+        #[arg(long)]
+        runtime: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        runtimes: usize,
+    },
     /// Invoke one function on a running lamina from `concurrency` keep-alive clients and print
     /// latency percentiles and throughput (for profiling lamina while it serves load).
     Load {
@@ -200,11 +210,18 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if matches!(cli.mode, Some(Mode::FloorLambda { .. })) {
+        // As many workers as lamina runs with by default, to compare like with like.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        rt.worker_threads(cores.div_ceil(2));
+    }
+    let rt = rt.enable_all().build()?;
     match cli.mode {
         Some(Mode::FloorServer) => rt.block_on(http::floor_server()),
+        Some(Mode::FloorLambda { runtime, runtimes }) => {
+            rt.block_on(protocol::floor_lambda(runtime, runtimes))
+        }
         Some(Mode::Load {
             addr,
             function,

@@ -42,6 +42,23 @@ pub(crate) async fn run(
                 Some(floor),
                 Some(isolation),
             );
+            // The Rust no-op against the same binary behind the protocol floor: what lamina
+            // adds to the Lambda protocol itself.
+            let protocol = floors
+                .protocol
+                .iter()
+                .find(|f| f.concurrency == concurrency);
+            if let (Some(pf), true) = (protocol, d.name == "bench-noop-rust") {
+                compare_with_protocol(
+                    report,
+                    &subject,
+                    &result,
+                    pf,
+                    isolation,
+                    n,
+                    [lamina_after - lamina_before, envs_after - envs_before],
+                );
+            }
             for (whose, cpu) in [
                 ("lamina", lamina_after - lamina_before),
                 ("environments", envs_after - envs_before),
@@ -61,6 +78,14 @@ pub(crate) async fn run(
             }
         }
     }
+    if !floors.protocol.is_empty() {
+        report.note(
+            "warm rows \"vs protocol floor\": the same Rust no-op binary behind a minimal Lambda \
+             platform in the bench (an invoke endpoint handing each request to a waiting \
+             /next, nothing else, as many worker threads as lamina); \"overhead\" there is what \
+             lamina adds to the Lambda protocol and the function's runtime client",
+        );
+    }
     report.note(
         "warm rows: \"overhead\" = warm invoke latency - HTTP round trip at the same concurrency \
          and percentile (lamina's own cost); throughput ratio = invokes/s / round trips/s; \
@@ -68,4 +93,48 @@ pub(crate) async fn run(
          used per invoke, next to the minimal server's per request",
     );
     Ok(())
+}
+
+/// Rows of the Rust no-op compared with the protocol floor at the same concurrency: p50, p99,
+/// throughput, and CPU per invoke of the platform and of the runtimes (`cpu` = lamina's and
+/// the environments' CPU seconds over `n` invokes).
+fn compare_with_protocol(
+    report: &mut Report,
+    subject: &str,
+    result: &crate::http::LoadResult,
+    pf: &crate::floors::LoadFloors,
+    isolation: &str,
+    n: usize,
+    cpu: [f64; 2],
+) {
+    let s = crate::stats::Samples::from_durations(&result.latencies);
+    let subject = format!("{subject}, vs protocol floor");
+    let rows = [
+        ("p50", s.p50(), Unit::Secs, &pf.p50),
+        ("p99", s.p99(), Unit::Secs, &pf.p99),
+        ("throughput", result.throughput(), Unit::PerSec, &pf.rate),
+        ("cpu/req lamina", cpu[0] / n as f64, Unit::Secs, &pf.cpu),
+    ];
+    for (stat, value, unit, floor) in rows {
+        report.add(
+            Row::new(Section::Warm, &subject, stat, value, unit)
+                .n(n)
+                .vs(floor)
+                .iso(isolation),
+        );
+    }
+    if let Some(floor) = &pf.cpu_runtimes {
+        report.add(
+            Row::new(
+                Section::Warm,
+                &subject,
+                "cpu/req environments",
+                cpu[1] / n as f64,
+                Unit::Secs,
+            )
+            .n(n)
+            .vs(floor)
+            .iso(isolation),
+        );
+    }
 }
