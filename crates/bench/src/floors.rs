@@ -28,39 +28,49 @@ use crate::setup::Setup;
 use crate::stats::Samples;
 use crate::Plan;
 
-/// The `floor-server` child process.
+/// A server the bench runs as a child process (a mode of this binary): it prints
+/// `{prefix}{address}` once listening, and stops when its stdin closes.
 #[derive(Debug)]
-pub(crate) struct FloorServer {
+pub(crate) struct ChildServer {
     // Holding the child keeps its stdin open; dropping it kills the server.
     child: Child,
     pub(crate) addr: SocketAddr,
     pub(crate) pid: u32,
 }
 
-impl FloorServer {
-    pub(crate) async fn start(bench: &Path) -> Result<FloorServer> {
-        let mut child = Command::new(bench)
-            .arg("floor-server")
+/// The `floor-server` child process.
+pub(crate) type FloorServer = ChildServer;
+
+impl ChildServer {
+    /// The minimal HTTP server (`floor-server` mode).
+    pub(crate) async fn start(bench: &Path) -> Result<ChildServer> {
+        let mut cmd = Command::new(bench);
+        cmd.arg("floor-server");
+        ChildServer::spawn(cmd, "floor-server listening on ").await
+    }
+
+    /// Start `cmd` and wait for its `{prefix}{address}` line.
+    pub(crate) async fn spawn(mut cmd: Command, prefix: &str) -> Result<ChildServer> {
+        let what = prefix.split(' ').next().unwrap_or(prefix).to_string();
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .context("starting the floor server")?;
-        let pid = child.id().context("the floor server exited")?;
+            .with_context(|| format!("starting {what}"))?;
+        let pid = child.id().with_context(|| format!("{what} exited"))?;
         let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
         let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
             .await
-            .context("the floor server did not start")??
-            .context("the floor server exited")?;
+            .with_context(|| format!("{what} did not start"))??
+            .with_context(|| format!("{what} exited"))?;
         let addr = line
-            .strip_prefix("floor-server listening on ")
-            .with_context(|| format!("unexpected line from the floor server: {line:?}"))?
+            .strip_prefix(prefix)
+            .with_context(|| format!("unexpected line from {what}: {line:?}"))?
             .parse()?;
-        Ok(FloorServer { child, addr, pid })
+        Ok(ChildServer { child, addr, pid })
     }
-}
 
-impl FloorServer {
     /// Stop the server and wait for it (so that its CPU time is counted as the bench's).
     pub(crate) async fn stop(mut self) {
         drop(self.child.stdin.take());
@@ -147,8 +157,7 @@ async fn protocol_floor(
     n: usize,
     report: &mut Report,
 ) -> Result<LoadFloors> {
-    let floor =
-        crate::protocol::FloorLambda::start(&setup.bench, &setup.rust_noop, concurrency).await?;
+    let floor = crate::protocol::start(&setup.bench, &setup.rust_noop, concurrency).await?;
     let raw = Arc::new(invoke_request("floor", b"{}"));
     let result = async {
         // Unmeasured first, as for lamina's warm rows.

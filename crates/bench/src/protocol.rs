@@ -20,17 +20,18 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::floors::ChildServer;
 
 /// One invoke waiting for a runtime.
 struct Job {
@@ -102,19 +103,20 @@ async fn runtime_api(platform: Arc<Platform>, req: Request<Incoming>) -> Resp {
             "lambda-runtime-aws-request-id",
             HeaderValue::from_str(&job.id).expect("an ASCII id"),
         );
-        h.insert(
-            "lambda-runtime-deadline-ms",
-            HeaderValue::from_static("99999999999999"),
-        );
-        h.insert(
-            "lambda-runtime-invoked-function-arn",
-            HeaderValue::from_static("arn:aws:lambda:us-east-1:000000000000:function:floor"),
-        );
-        h.insert(
-            "lambda-runtime-trace-id",
-            HeaderValue::from_static("Root=1-00000000-000000000000000000000000;Sampled=0"),
-        );
-        h.insert("content-type", HeaderValue::from_static("application/json"));
+        for (name, value) in [
+            ("lambda-runtime-deadline-ms", "99999999999999"),
+            (
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:us-east-1:000000000000:function:floor",
+            ),
+            (
+                "lambda-runtime-trace-id",
+                "Root=1-00000000-000000000000000000000000;Sampled=0",
+            ),
+            ("content-type", "application/json"),
+        ] {
+            h.insert(name, HeaderValue::from_static(value));
+        }
         platform
             .running
             .lock()
@@ -220,49 +222,13 @@ fn start_runtime(program: &Path, api: SocketAddr) -> Result<Child> {
         .with_context(|| format!("starting {}", program.display()))
 }
 
-/// The `floor-lambda` child process, seen from the bench.
-#[derive(Debug)]
-pub(crate) struct FloorLambda {
-    // Holding the child keeps its stdin open; dropping it stops the platform.
-    child: Child,
-    pub(crate) addr: SocketAddr,
-    pub(crate) pid: u32,
-}
-
-impl FloorLambda {
-    pub(crate) async fn start(bench: &Path, runtime: &Path, runtimes: usize) -> Result<Self> {
-        let mut child = Command::new(bench)
-            .arg("floor-lambda")
-            .arg("--runtime")
-            .arg(runtime)
-            .arg("--runtimes")
-            .arg(runtimes.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting the protocol floor")?;
-        let pid = child.id().context("the protocol floor exited")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .context("the protocol floor did not start")??
-            .context("the protocol floor exited")?;
-        let addr = line
-            .strip_prefix("floor-lambda listening on ")
-            .with_context(|| format!("unexpected line from the protocol floor: {line:?}"))?
-            .parse()?;
-        Ok(FloorLambda { child, addr, pid })
-    }
-
-    /// Stop it and wait, so that its CPU time is counted as the bench's.
-    pub(crate) async fn stop(mut self) {
-        drop(self.child.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
-    }
+/// Start the `floor-lambda` child process with `runtimes` copies of `runtime`.
+pub(crate) async fn start(bench: &Path, runtime: &Path, runtimes: usize) -> Result<ChildServer> {
+    let mut cmd = Command::new(bench);
+    cmd.arg("floor-lambda")
+        .arg("--runtime")
+        .arg(runtime)
+        .arg("--runtimes")
+        .arg(runtimes.to_string());
+    ChildServer::spawn(cmd, "floor-lambda listening on ").await
 }
