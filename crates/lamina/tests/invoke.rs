@@ -293,6 +293,88 @@ async fn logs_have_a_tail_and_a_stream() {
     .await;
 }
 
+/// Python's root logger writes Lambda's text format (`[LEVEL]\t<time>\t<request id>\t<msg>`)
+/// as awslambdaric sets it up, whether the function's code imports `logging` at module level
+/// or only inside the handler (lamina's client installs the handler when `logging` is first
+/// imported, not at start).
+#[tokio::test]
+async fn python_logging_has_lambdas_format() {
+    let server = Server::start();
+    let client = server.client();
+    let at_import = r#"
+import logging
+logging.warning("imported")
+
+def handler(event, context):
+    logging.getLogger("app").error("handling %s", event["n"])
+    logging.info("below WARNING: not shown")
+    return "ok"
+"#;
+    let in_handler = r#"
+def handler(event, context):
+    import logging
+    logging.warning("late %s", event["n"])
+    return "ok"
+"#;
+    for (name, source, lines) in [
+        ("log-import", at_import, &["[WARNING]", "[ERROR]"][..]),
+        ("log-late", in_handler, &["[WARNING]"][..]),
+    ] {
+        create(
+            &client,
+            name,
+            Runtime::Python312,
+            "app.handler",
+            python_zip(source),
+        )
+        .await;
+        let resp = client
+            .invoke()
+            .function_name(name)
+            .payload(Blob::new(json!({"n": 7}).to_string()))
+            .log_type(aws_sdk_lambda::types::LogType::Tail)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.function_error(), None, "{name}");
+        let tail = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(resp.log_result().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        let request_id = tail
+            .lines()
+            .find_map(|l| l.strip_prefix("START RequestId: "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_string();
+        for level in lines {
+            let line = tail
+                .lines()
+                .find(|l| l.starts_with(level))
+                .unwrap_or_else(|| panic!("{name}: no {level} line in {tail}"));
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields.len(), 4, "{name}: {line}");
+            // 2026-11-23T01:02:03.456Z
+            assert!(
+                fields[1].len() == 24 && fields[1].ends_with('Z') && fields[1].contains('T'),
+                "{name}: {line}"
+            );
+            if line.contains("imported") {
+                assert_eq!(
+                    fields[2], "",
+                    "logged during init: no request id yet: {line}"
+                );
+            } else {
+                assert_eq!(fields[2], request_id, "{name}: {line}");
+                assert!(fields[3].ends_with(" 7"), "{name}: {line}");
+            }
+        }
+        assert!(!tail.contains("below WARNING"), "{name}: {tail}");
+    }
+}
+
 #[tokio::test]
 async fn payload_limits_and_bad_payloads() {
     let server = Server::start();
