@@ -89,6 +89,14 @@ class RuntimeApiClient {
     return answer;
   }
 
+  /** Open the connection now, so that its handshake overlaps with loading the handler (the
+   * socket is unref'd: it does not keep the process alive). */
+  preconnect() {
+    if (this.#socket !== null) return;
+    this.#connect();
+    this.#socket.unref();
+  }
+
   #exchange(request) {
     return new Promise((resolve, reject) => {
       if (this.#socket === null) this.#connect();
@@ -199,10 +207,29 @@ function postError(apiPath, error) {
   return post(apiPath, JSON.stringify(body), { "Lambda-Runtime-Function-Error-Type": errorType });
 }
 
+/** The names of the standard streams something has used. Node.js makes process.stdout and
+ * process.stderr on first use (about 1 ms for the two pipes, every cold start), so their getters
+ * are wrapped to note the use, and stdioFlushed() leaves unused ones unmade. */
+const usedStdio = new Set();
+for (const name of ["stdout", "stderr"]) {
+  const descriptor = Object.getOwnPropertyDescriptor(process, name);
+  if (descriptor?.configurable && typeof descriptor.get === "function") {
+    Object.defineProperty(process, name, {
+      ...descriptor,
+      get() {
+        usedStdio.add(name);
+        return descriptor.get.call(this);
+      },
+    });
+  } else {
+    usedStdio.add(name);
+  }
+}
+
 /** Resolves once whatever stdout and stderr still buffer has been written to the log pipe.
  * (Writes to a pipe are asynchronous once the pipe is full.) */
 function stdioFlushed() {
-  const pending = [process.stdout, process.stderr].filter((stream) => stream.writableLength > 0);
+  const pending = [...usedStdio].map((name) => process[name]).filter((stream) => stream.writableLength > 0);
   return Promise.all(pending.map((stream) => new Promise((resolve) => stream.write("", resolve))));
 }
 
@@ -488,6 +515,7 @@ async function main() {
     action?.();
   });
 
+  runtimeApi.preconnect();
   let handler;
   try {
     handler = await loadHandler(process.env.LAMBDA_TASK_ROOT || process.cwd(), process.env._HANDLER ?? "");
