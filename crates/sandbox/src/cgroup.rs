@@ -564,6 +564,22 @@ impl EnvCgroup {
         }
     }
 
+    /// SIGKILL every process of the environment: through `cgroup.kill` where the kernel has it,
+    /// else one by one as `cgroup.procs` lists them.
+    pub fn kill_all(&self) {
+        if self.kill() {
+            return;
+        }
+        let Some(dir) = self.dirs.first() else { return };
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
     /// Remove the directories (only possible once no process is left). Returns whether all went.
     pub fn remove(&mut self) -> bool {
         self.dirs

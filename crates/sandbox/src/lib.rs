@@ -35,7 +35,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{killpg, Signal};
@@ -236,18 +236,40 @@ pub struct Sandbox {
     /// The strongest level this host offers.
     available: Isolation,
     reason: String,
-    helper: Option<client::Helper>,
+    helper: Option<Arc<client::Helper>>,
     cgroups: Option<Arc<Cgroups>>,
-    /// Cgroups made ahead of time (making one is the slowest part of a spawn).
+    /// Cgroups made ahead of time (making one is the slowest part of a cold spawn).
     spare: Arc<Mutex<Vec<EnvCgroup>>>,
     refilling: Arc<AtomicBool>,
-    root_dir: PathBuf,
-    system_mounts: Vec<Mount>,
-    symlinks: Vec<(PathBuf, PathBuf)>,
+    /// Environments' inits started ahead of time.
+    prestarted: Arc<Prestarted>,
+    /// The system part of every root.
+    template: protocol::Template,
     warnings: Vec<String>,
 }
 
 static NEXT_ENV: AtomicU64 = AtomicU64::new(1);
+
+/// How many environments' inits the helper keeps started ahead of time.
+const PRESTARTED: usize = 2;
+
+/// The `/tmp` size a pre-started environment mounts (Lambda's default `EphemeralStorage`); a
+/// spawn that asks for another resizes it.
+const PRESTARTED_TMP_MB: u64 = 512;
+
+/// Environments' inits started ahead of time by the helper, each in a cgroup of its own (see
+/// [`Sandbox::spawn`]).
+#[derive(Debug, Default)]
+struct Prestarted {
+    /// Ready ones, oldest first: the helper's id for each, and its cgroup (without limits).
+    ready: Mutex<std::collections::VecDeque<(u64, EnvCgroup)>>,
+    /// How many are being made.
+    making: AtomicUsize,
+    /// Why no more are made (the helper cannot), once known.
+    off: Mutex<Option<String>>,
+    /// The sandbox is gone: whatever is made from now on is removed at once.
+    closed: AtomicBool,
+}
 
 impl Sandbox {
     /// Plain child processes only.
@@ -260,9 +282,12 @@ impl Sandbox {
             cgroups: None,
             spare: Arc::default(),
             refilling: Arc::default(),
-            root_dir: PathBuf::new(),
-            system_mounts: vec![],
-            symlinks: vec![],
+            prestarted: Arc::default(),
+            template: protocol::Template {
+                root: PathBuf::new(),
+                symlinks: vec![],
+                system_mounts: vec![],
+            },
             warnings: vec![],
         }
     }
@@ -322,19 +347,25 @@ impl Sandbox {
         cgroup::remove_stale(&cgroups);
         warnings.extend(cgroups.warnings().iter().cloned());
         let (system_mounts, symlinks) = system_view(&etc);
-        Sandbox {
+        let sandbox = Sandbox {
             isolation: Isolation::Namespace,
             available: Isolation::Namespace,
             reason: "mount, pid, ipc and uts namespaces available".into(),
-            helper: Some(helper),
+            helper: Some(Arc::new(helper)),
             cgroups: Some(Arc::new(cgroups)),
             spare: Arc::default(),
             refilling: Arc::default(),
-            root_dir,
-            system_mounts,
-            symlinks,
+            prestarted: Arc::default(),
+            template: protocol::Template {
+                root: root_dir,
+                symlinks,
+                system_mounts,
+            },
             warnings,
-        }
+        };
+        // Inside an async runtime (the daemon), the first environments start pre-started too.
+        sandbox.prestart();
+        sandbox
     }
 
     /// The level environments get unless a function asks for a stricter one.
@@ -361,6 +392,14 @@ impl Sandbox {
             out.push(match h.hello.landlock_abi {
                 n if n > 0 => format!("landlock: ABI {n}"),
                 _ => "landlock: not available in this kernel".into(),
+            });
+        }
+        if self.helper.is_some() {
+            out.push(match &*lock(&self.prestarted.off) {
+                None => format!(
+                    "pre-started: {PRESTARTED} environments' inits kept ready (host network)"
+                ),
+                Some(why) => format!("pre-started: none ({why})"),
             });
         }
         if let Some(cg) = &self.cgroups {
@@ -396,12 +435,26 @@ impl Sandbox {
                 reason: self.reason.clone(),
             });
         };
-        let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
         let limits = Limits {
             memory_mb: spec.memory_mb,
             cpu_millis: spec.cpu_millis,
         };
-        let cgroup = self.take_cgroup(cgroups, &name, &limits).map_err(other)?;
+        // A pre-started init where there is one (not for an isolated network, which needs a
+        // namespace of its own), in the cgroup it already is in; else a cold start.
+        let taken = match spec.network {
+            Network::Host => self.take_prestarted(&limits),
+            Network::None => None,
+        };
+        let (prestarted, cgroup) = match taken {
+            Some((id, cgroup)) => (Some(id), cgroup),
+            None => {
+                let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
+                (
+                    None,
+                    self.take_cgroup(cgroups, &name, &limits).map_err(other)?,
+                )
+            }
+        };
         let mut guard = CgroupGuard(Some(cgroup));
         let (log_r, log_w) = std::io::pipe().map_err(other)?;
         let (status_r, status_w) = std::io::pipe().map_err(other)?;
@@ -416,9 +469,7 @@ impl Sandbox {
                 .collect(),
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
-            root: self.root_dir.clone(),
-            symlinks: self.symlinks.clone(),
-            system_mounts: self.system_mounts.clone(),
+            template: self.template.clone(),
             mounts: spec.mounts.clone(),
             tmp_mb: spec.tmp_mb,
             cgroup_procs: guard.0.as_ref().map_or(vec![], EnvCgroup::procs_files),
@@ -428,22 +479,31 @@ impl Sandbox {
             isolated_network: spec.network == Network::None,
             runtime_api: ISOLATED_RUNTIME_API,
             nofile: NOFILE_MAX,
+            prestarted,
         };
-        let (pid, listener) = helper
+        let spawned = helper
             .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w))
-            .await
-            .map_err(|(errno, message)| match errno {
-                libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
-                    program: spec.program.clone(),
-                },
-                libc::EACCES if message.starts_with("exec ") => SpawnError::PermissionDenied {
-                    program: spec.program.clone(),
-                },
-                _ => other(std::io::Error::new(
-                    std::io::Error::from_raw_os_error(errno).kind(),
-                    message,
-                )),
-            })?;
+            .await;
+        // Refill after the answer: the helper makes new ones once no request waits.
+        if prestarted.is_some() {
+            self.prestart();
+        }
+        let spawned = spawned.map_err(|(errno, message)| match errno {
+            libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
+                program: spec.program.clone(),
+            },
+            libc::EACCES if message.starts_with("exec ") => SpawnError::PermissionDenied {
+                program: spec.program.clone(),
+            },
+            _ => other(std::io::Error::new(
+                std::io::Error::from_raw_os_error(errno).kind(),
+                message,
+            )),
+        })?;
+        if let Some(why) = &spawned.fallback {
+            tracing::debug!(reason = %why, "a pre-started environment was not used");
+        }
+        let pid = spawned.pid;
         let pidfd = pidfd_open(pid);
         let status = pipe::Receiver::from_owned_fd(OwnedFd::from(status_r)).map_err(other)?;
         let log = pipe::Receiver::from_owned_fd(OwnedFd::from(log_r)).map_err(other)?;
@@ -453,7 +513,8 @@ impl Sandbox {
                 cgroup: guard.0.take(),
                 frozen: false,
                 exit: None,
-                runtime_api: listener.map(std::net::TcpListener::from),
+                runtime_api: spawned.listener.map(std::net::TcpListener::from),
+                prestarted: spawned.prestarted,
             },
             log,
         ))
@@ -461,6 +522,55 @@ impl Sandbox {
 }
 
 impl Sandbox {
+    /// A ready pre-started init and its cgroup, with `limits` set.
+    fn take_prestarted(&self, limits: &Limits) -> Option<(u64, EnvCgroup)> {
+        loop {
+            let (id, cgroup) = lock(&self.prestarted.ready).pop_front()?;
+            // Made without limits: they are the function's.
+            match cgroup.apply(limits) {
+                Ok(()) => return Some((id, cgroup)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "setting a pre-started environment's limits");
+                    discard(cgroup);
+                }
+            }
+        }
+    }
+
+    /// Have the helper pre-start inits until [`PRESTARTED`] are ready or on their way. Needs an
+    /// async runtime (does nothing without one, as in `lamina doctor`).
+    fn prestart(&self) {
+        let (Some(helper), Some(cgroups)) = (&self.helper, &self.cgroups) else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool = &self.prestarted;
+        loop {
+            {
+                let ready = lock(&pool.ready);
+                if lock(&pool.off).is_some()
+                    || pool.closed.load(Ordering::Acquire)
+                    || ready.len() + pool.making.load(Ordering::Acquire) >= PRESTARTED
+                {
+                    return;
+                }
+                pool.making.fetch_add(1, Ordering::AcqRel);
+            }
+            let (helper, cgroups, pool, template) = (
+                helper.clone(),
+                cgroups.clone(),
+                pool.clone(),
+                self.template.clone(),
+            );
+            handle.spawn(async move {
+                pool.make_one(&helper, cgroups, template).await;
+                pool.making.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+    }
+
     /// A cgroup with `limits`: a spare one if there is one, else a new one; spares are made
     /// again in the background.
     fn take_cgroup(
@@ -508,6 +618,19 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // Pre-started inits die with the helper; their cgroups go once empty.
+        self.prestarted.closed.store(true, Ordering::Release);
+        if let Some(helper) = &self.helper {
+            helper.stop();
+        }
+        let ready: Vec<(u64, EnvCgroup)> = lock(&self.prestarted.ready).drain(..).collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        for (_, mut cg) in ready {
+            cg.kill_all();
+            while !cg.remove() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         for mut cg in self
             .spare
             .lock()
@@ -520,6 +643,86 @@ impl Drop for Sandbox {
             cg.remove_base();
         }
     }
+}
+
+impl Prestarted {
+    /// Make a cgroup and have the helper pre-start an init in it.
+    async fn make_one(
+        &self,
+        helper: &client::Helper,
+        cgroups: Arc<Cgroups>,
+        template: protocol::Template,
+    ) {
+        let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
+        let cgroup = match tokio::task::spawn_blocking(move || cgroups.make(&name)).await {
+            Ok(Ok(cg)) => cg,
+            _ => return,
+        };
+        let req = protocol::PrestartRequest {
+            id: 0,
+            template,
+            cgroup_procs: cgroup.procs_files(),
+            tmp_mb: PRESTARTED_TMP_MB,
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            hostname: "localhost".into(),
+            nofile: NOFILE_MAX,
+        };
+        match helper.prestart(req).await {
+            Ok(id) => {
+                let mut ready = lock(&self.ready);
+                if self.closed.load(Ordering::Acquire) {
+                    drop(ready);
+                    discard(cgroup);
+                } else {
+                    ready.push_back((id, cgroup));
+                }
+            }
+            Err((_, why)) => {
+                discard(cgroup);
+                if !self.closed.load(Ordering::Acquire) {
+                    let mut off = lock(&self.off);
+                    if off.is_none() {
+                        tracing::warn!(
+                            reason = %why,
+                            "environments are not pre-started; every one starts cold"
+                        );
+                        *off = Some(why);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Kill whatever runs in `cgroup` (a pre-started init that is not wanted), then remove it once
+/// empty, in the background where there is an async runtime.
+fn discard(cgroup: EnvCgroup) {
+    cgroup.kill_all();
+    remove_when_empty(cgroup);
+}
+
+/// Remove `cgroup` once the kernel has finished killing its processes (in the background
+/// where there is an async runtime).
+fn remove_when_empty(mut cgroup: EnvCgroup) {
+    let mut cleanup = move || {
+        for _ in 0..200 {
+            if cgroup.remove() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn_blocking(cleanup);
+        }
+        Err(_) => cleanup(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Removes an environment's cgroup if the spawn fails half-way.
@@ -676,6 +879,7 @@ fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
             frozen: false,
             exit: None,
             runtime_api: None,
+            prestarted: false,
         },
         pipe,
     ))
@@ -689,6 +893,8 @@ pub struct Process {
     frozen: bool,
     exit: Option<Exit>,
     runtime_api: Option<std::net::TcpListener>,
+    /// Started from a pre-started init.
+    prestarted: bool,
 }
 
 #[derive(Debug)]
@@ -955,27 +1161,18 @@ impl Process {
     pub fn cgroup(&self) -> Option<&EnvCgroup> {
         self.cgroup.as_ref()
     }
+
+    /// Whether it was started from an init the helper had started ahead of time.
+    pub fn prestarted(&self) -> bool {
+        self.prestarted
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
-        if let Some(mut cg) = self.cgroup.take() {
-            // The cgroup can go once the kernel has finished killing its processes.
-            let mut cleanup = move || {
-                for _ in 0..200 {
-                    if cg.remove() {
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => {
-                    h.spawn_blocking(cleanup);
-                }
-                Err(_) => cleanup(),
-            }
+        if let Some(cg) = self.cgroup.take() {
+            remove_when_empty(cg);
         }
     }
 }
