@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Linux's CPU share per MB of function memory: 1769 MB is one full vCPU, as on Lambda.
 pub const MB_PER_VCPU: u64 = 1769;
@@ -327,6 +328,8 @@ impl Cgroups {
             cpu: None,
             freeze: None,
             kill: None,
+            memory_mb: AtomicU64::new(0),
+            cpu_millis: AtomicU64::new(0),
         };
         if let Err(e) = self.populate(&mut env, name) {
             env.remove();
@@ -450,12 +453,20 @@ pub struct EnvCgroup {
     cpu: Option<(Version, PathBuf)>,
     freeze: Option<(Version, PathBuf)>,
     kill: Option<PathBuf>,
+    /// The memory limit written last, in MB (0: none yet). Writing a cgroup file is not free
+    /// (tens of microseconds) and a spawn waits for it: the same value is not written again.
+    memory_mb: AtomicU64,
+    /// The CPU quota written last (0: none, as in a new cgroup).
+    cpu_millis: AtomicU64,
 }
 
 impl EnvCgroup {
-    /// Set the memory limit and the CPU quota.
+    /// Set the memory limit and the CPU quota (what is set already is left alone).
     pub fn apply(&self, limits: &Limits) -> io::Result<()> {
         if let Some(m) = &self.memory {
+            if self.memory_mb.load(Ordering::Acquire) == limits.memory_mb {
+                return self.set_cpu(limits.cpu_millis);
+            }
             let bytes = (limits.memory_mb * 1024 * 1024).to_string();
             match m.version {
                 Version::V2 => write(&m.dir.join("memory.max"), &bytes)?,
@@ -467,6 +478,7 @@ impl EnvCgroup {
                     }
                 }
             }
+            self.memory_mb.store(limits.memory_mb, Ordering::Release);
         }
         self.set_cpu(limits.cpu_millis)
     }
@@ -479,6 +491,9 @@ impl EnvCgroup {
     /// Set the CPU quota, in thousandths of a vCPU.
     /// 0 means no quota at all.
     pub fn set_cpu(&self, millis: u64) -> io::Result<()> {
+        if self.cpu_millis.load(Ordering::Acquire) == millis {
+            return Ok(());
+        }
         let quota = (millis * CPU_PERIOD_US / 1000).max(MIN_QUOTA_US);
         let (v2, v1) = if millis == 0 {
             ("max".to_string(), "-1".to_string())
@@ -487,11 +502,13 @@ impl EnvCgroup {
         };
         match &self.cpu {
             Some((Version::V2, dir)) => {
-                write(&dir.join("cpu.max"), &format!("{v2} {CPU_PERIOD_US}"))
+                write(&dir.join("cpu.max"), &format!("{v2} {CPU_PERIOD_US}"))?
             }
-            Some((Version::V1, dir)) => write(&dir.join("cpu.cfs_quota_us"), &v1),
-            None => Ok(()),
+            Some((Version::V1, dir)) => write(&dir.join("cpu.cfs_quota_us"), &v1)?,
+            None => {}
         }
+        self.cpu_millis.store(millis, Ordering::Release);
+        Ok(())
     }
 
     /// Peak memory use of the whole environment, in bytes.
