@@ -356,6 +356,8 @@ impl State {
         };
         let mut fds = vec![log.as_raw_fd(), status.as_raw_fd(), exec_w.as_raw_fd()];
         fds.extend(trees.iter().map(AsRawFd::as_raw_fd));
+        // It gets ready at idle priority; should it not be yet, it is on a spawn's path now.
+        child::set_idle(zygote.pid.as_raw(), false);
         if let Err(e) = protocol::send(zygote.sock.as_fd(), &take, &fds) {
             // It is gone; if it could not get ready, it said why, and the next ones would not
             // either.

@@ -257,6 +257,19 @@ const PRESTARTED: usize = 2;
 /// spawn that asks for another resizes it.
 const PRESTARTED_TMP_MB: u64 = 512;
 
+/// The limits a pre-started environment's cgroup is made with: Lambda's default `MemorySize`,
+/// and no CPU quota (as during any init). A spawn writes only those that differ.
+const PRESTARTED_LIMITS: Limits = Limits {
+    memory_mb: 128,
+    cpu_millis: 0,
+};
+
+/// A cgroup for the cgroup maker to make, and where the result goes.
+type CgroupJob = (
+    String,
+    tokio::sync::oneshot::Sender<std::io::Result<EnvCgroup>>,
+);
+
 /// Environments' inits started ahead of time by the helper, each in a cgroup of its own (see
 /// [`Sandbox::spawn`]).
 #[derive(Debug, Default)]
@@ -269,6 +282,8 @@ struct Prestarted {
     off: Mutex<Option<String>>,
     /// The sandbox is gone: whatever is made from now on is removed at once.
     closed: AtomicBool,
+    /// The thread that makes their cgroups, at idle priority (started with the first).
+    maker: std::sync::OnceLock<std::sync::mpsc::Sender<CgroupJob>>,
 }
 
 impl Sandbox {
@@ -654,7 +669,12 @@ impl Prestarted {
         template: protocol::Template,
     ) {
         let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
-        let cgroup = match tokio::task::spawn_blocking(move || cgroups.make(&name)).await {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let maker = self.maker.get_or_init(|| cgroup_maker(cgroups));
+        if maker.send((name, tx)).is_err() {
+            return;
+        }
+        let cgroup = match rx.await {
             Ok(Ok(cg)) => cg,
             _ => return,
         };
@@ -693,6 +713,34 @@ impl Prestarted {
             }
         }
     }
+}
+
+/// Start the thread that makes pre-started environments' cgroups (with [`PRESTARTED_LIMITS`]):
+/// like getting the environments ready, it runs only on CPU time nothing else wants, so that
+/// refilling does not slow down the start that emptied the pool. It ends with the sandbox.
+fn cgroup_maker(cgroups: Arc<Cgroups>) -> std::sync::mpsc::Sender<CgroupJob> {
+    let (tx, rx) = std::sync::mpsc::channel::<CgroupJob>();
+    let spawned = std::thread::Builder::new()
+        .name("lamina-cgroups".into())
+        .spawn(move || {
+            child::set_idle(0, true);
+            for (name, reply) in rx {
+                let made = cgroups
+                    .make(&name)
+                    .and_then(|cg| match cg.apply(&PRESTARTED_LIMITS) {
+                        Ok(()) => Ok(cg),
+                        Err(e) => {
+                            remove_when_empty(cg);
+                            Err(e)
+                        }
+                    });
+                let _ = reply.send(made);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread that makes cgroups");
+    }
+    tx
 }
 
 /// Kill whatever runs in `cgroup` (a pre-started init that is not wanted), then remove it once
