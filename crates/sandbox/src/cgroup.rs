@@ -471,9 +471,21 @@ impl EnvCgroup {
             match m.version {
                 Version::V2 => write(&m.dir.join("memory.max"), &bytes)?,
                 Version::V1 => {
-                    write(&m.dir.join("memory.limit_in_bytes"), &bytes)?;
-                    // memory+swap = memory: no swap. Without swap accounting, avoid it.
-                    if write(&m.dir.join("memory.memsw.limit_in_bytes"), &bytes).is_err() {
+                    // memory+swap = memory: no swap. Without swap accounting, avoid it. The
+                    // kernel keeps memory+swap at least memory: a limit that grows goes to
+                    // memory+swap first.
+                    let memory = m.dir.join("memory.limit_in_bytes");
+                    let memsw = m.dir.join("memory.memsw.limit_in_bytes");
+                    let before = self.memory_mb.load(Ordering::Acquire);
+                    let no_swap = if before != 0 && limits.memory_mb > before {
+                        let no_swap = write(&memsw, &bytes).is_ok();
+                        write(&memory, &bytes)?;
+                        no_swap
+                    } else {
+                        write(&memory, &bytes)?;
+                        write(&memsw, &bytes).is_ok()
+                    };
+                    if !no_swap {
                         let _ = write(&m.dir.join("memory.swappiness"), "0");
                     }
                 }

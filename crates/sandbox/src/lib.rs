@@ -499,10 +499,9 @@ impl Sandbox {
         let spawned = helper
             .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w))
             .await;
-        // Refill after the answer: the helper makes new ones once no request waits.
-        if prestarted.is_some() {
-            self.prestart();
-        }
+        // Refill after the answer (also when none was ready, or one had to be discarded); the
+        // helper makes new ones once no request waits.
+        self.prestart();
         let spawned = spawned.map_err(|(errno, message)| match errno {
             libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
                 program: spec.program.clone(),
