@@ -14,7 +14,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::sync::oneshot;
 
 use crate::helper::SOCKET_ENV;
-use crate::protocol::{self, PrestartRequest, Reply, Request, SpawnRequest, MAX_MESSAGE};
+use crate::protocol::{self, PrestartRequest, Reply, Request, SpawnRequest, Template, MAX_MESSAGE};
 
 /// How to start the helper: normally the daemon's own executable in helper mode.
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ impl Helper {
         })
     }
 
-    /// Ask the helper to start an environment.
+    /// Ask the helper to start an environment (cold).
     pub(crate) async fn spawn(
         &self,
         mut req: SpawnRequest,
@@ -132,35 +132,43 @@ impl Helper {
         let fds = [log.as_raw_fd(), status.as_raw_fd()];
         let req = Request::Spawn(req);
         match self.call(id, &req, &fds, (log, status)).await? {
-            (
-                Reply::Spawned {
-                    pid,
-                    listener,
-                    prestarted,
-                    fallback,
-                    ..
-                },
-                mut fds,
-            ) => Ok(Spawned {
+            (Reply::Spawned { pid, listener, .. }, mut fds) => Ok(Spawned {
                 pid,
                 listener: listener.and_then(|_| fds.pop()),
-                prestarted,
-                fallback,
             }),
             (Reply::Failed { errno, message, .. }, _) => Err((errno, message)),
-            (Reply::Hello { .. } | Reply::Prestarted { .. }, _) => {
-                Err((libc::EPROTO, "an answer that does not fit".into()))
-            }
+            _ => Err((libc::EPROTO, "an answer that does not fit".into())),
         }
     }
 
-    /// Ask the helper to pre-start an environment's init; returns its id, for
-    /// `SpawnRequest::prestarted`.
-    pub(crate) async fn prestart(&self, mut req: PrestartRequest) -> Result<u64, (i32, String)> {
+    /// Ask the helper to pre-start an environment's init.
+    pub(crate) async fn prestart(&self, mut req: PrestartRequest) -> Result<Zygote, (i32, String)> {
         req.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = req.id;
         match self.call(id, &Request::Prestart(req), &[], ()).await? {
-            (Reply::Prestarted { .. }, _) => Ok(id),
+            (Reply::Prestarted { pid, .. }, fds) => match <[OwnedFd; 2]>::try_from(fds) {
+                Ok([sock, pidfd]) => Ok(Zygote { pid, sock, pidfd }),
+                Err(_) => Err((libc::EPROTO, "a pre-started init without its socket".into())),
+            },
+            (Reply::Failed { errno, message, .. }, _) => Err((errno, message)),
+            _ => Err((libc::EPROTO, "an answer that does not fit".into())),
+        }
+    }
+
+    /// Ask the helper to make the mount points of `mounts` in the root template.
+    pub(crate) async fn prepare(
+        &self,
+        template: Template,
+        mounts: Vec<crate::Mount>,
+    ) -> Result<(), (i32, String)> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let req = Request::Prepare {
+            id,
+            template,
+            mounts,
+        };
+        match self.call(id, &req, &[], ()).await? {
+            (Reply::Prepared { .. }, _) => Ok(()),
             (Reply::Failed { errno, message, .. }, _) => Err((errno, message)),
             _ => Err((libc::EPROTO, "an answer that does not fit".into())),
         }
@@ -210,10 +218,17 @@ pub(crate) struct Spawned {
     pub(crate) pid: i32,
     /// The Runtime API listener made inside an isolated network.
     pub(crate) listener: Option<OwnedFd>,
-    /// Whether a pre-started init was used.
-    pub(crate) prestarted: bool,
-    /// Why the pre-started init the request named was not used.
-    pub(crate) fallback: Option<String>,
+}
+
+/// A pre-started init, as the helper reports it.
+#[derive(Debug)]
+pub(crate) struct Zygote {
+    /// Host pid.
+    pub(crate) pid: i32,
+    /// The daemon's end of the socket pair with it.
+    pub(crate) sock: OwnedFd,
+    /// A pidfd for it.
+    pub(crate) pidfd: OwnedFd,
 }
 
 impl Drop for Helper {
@@ -227,7 +242,10 @@ fn read_replies(sock: &OwnedFd, pending: &Pending, alive: &AtomicBool, closing: 
     let mut buf = vec![0u8; MAX_MESSAGE];
     while let Ok(Some((reply, fds))) = protocol::recv::<Reply>(sock.as_fd(), &mut buf) {
         let id = match &reply {
-            Reply::Spawned { id, .. } | Reply::Failed { id, .. } | Reply::Prestarted { id } => *id,
+            Reply::Spawned { id, .. }
+            | Reply::Failed { id, .. }
+            | Reply::Prestarted { id, .. }
+            | Reply::Prepared { id } => *id,
             Reply::Hello { .. } => continue,
         };
         if let Some(tx) = lock(pending).remove(&id) {

@@ -10,20 +10,19 @@
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
-use nix::sys::socket::{socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::child::{self, ChildFds, StepError};
 use crate::protocol::{
-    self, Mount, PrestartRequest, Reply, Request, SpawnRequest, Take, Template, MAX_FDS,
-    MAX_MESSAGE,
+    self, Mount, PrestartRequest, Reply, Request, SpawnRequest, Template, MAX_MESSAGE,
 };
 use crate::seccomp::Filters;
 
@@ -108,7 +107,6 @@ pub fn main() -> Result<(), HelperError> {
         filters: filters.ok(),
         landlock: landlock_abi > 0,
         template: None,
-        zygotes: Vec::new(),
         queued: VecDeque::new(),
         no_prestart: None,
         probed: false,
@@ -121,8 +119,9 @@ pub fn main() -> Result<(), HelperError> {
         match poll(&mut pfd, PollTimeout::from(wait)) {
             Ok(0) | Err(Errno::EINTR) => {
                 if let Some(req) = state.queued.pop_front() {
-                    let reply = state.prestart(&req);
-                    protocol::send(sock.as_fd(), &reply, &[])?;
+                    let (reply, fds) = state.prestart(&req);
+                    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+                    protocol::send(sock.as_fd(), &reply, &raw)?;
                 }
                 state.reap();
                 continue;
@@ -137,6 +136,22 @@ pub fn main() -> Result<(), HelperError> {
         let req = match req {
             Request::Prestart(req) => {
                 state.queued.push_back(req);
+                continue;
+            }
+            Request::Prepare {
+                id,
+                template,
+                mounts,
+            } => {
+                let reply = match state.prepare_root(&template, &mounts) {
+                    Ok(()) => Reply::Prepared { id },
+                    Err(e) => Reply::Failed {
+                        id,
+                        errno: e.errno,
+                        message: e.what,
+                    },
+                };
+                protocol::send(sock.as_fd(), &reply, &[])?;
                 continue;
             }
             Request::Spawn(req) => req,
@@ -165,16 +180,6 @@ pub fn main() -> Result<(), HelperError> {
     }
 }
 
-/// A pre-started init, waiting to be taken.
-#[derive(Debug)]
-struct Zygote {
-    /// The `Prestart` it was made for.
-    id: u64,
-    pid: Pid,
-    /// The helper's end of its socket: the take goes there, a failure to get ready comes back.
-    sock: OwnedFd,
-}
-
 /// What the helper keeps between requests.
 #[derive(Debug)]
 struct State {
@@ -184,8 +189,6 @@ struct State {
     landlock: bool,
     /// The root template built, if any.
     template: Option<Template>,
-    /// Pre-started inits, oldest first.
-    zygotes: Vec<Zygote>,
     /// `Prestart` requests not done yet (done when no other request waits).
     queued: VecDeque<PrestartRequest>,
     /// Why environments cannot be pre-started here, once known.
@@ -195,8 +198,7 @@ struct State {
 }
 
 impl State {
-    /// Start one environment: from its pre-started init when the request names one that is
-    /// still there, else cold (in the same cgroups).
+    /// Start one environment cold.
     fn spawn(&mut self, req: &SpawnRequest, log: OwnedFd, status: OwnedFd) -> Reply {
         let failed = |errno: i32, message: String| Reply::Failed {
             id: req.id,
@@ -212,35 +214,7 @@ impl State {
         if let Err(e) = self.prepare_root(&req.template, &req.mounts) {
             return failed(e.errno, e.what);
         }
-        let mut fallback = None;
-        if let Some(id) = req.prestarted {
-            match self.zygotes.iter().position(|z| z.id == id) {
-                Some(i) if !req.isolated_network => {
-                    let zygote = self.zygotes.remove(i);
-                    match self.take(&zygote, req, &log, &status) {
-                        Ok(reply) => return reply,
-                        Err(why) => {
-                            discard(&zygote);
-                            fallback = Some(why);
-                        }
-                    }
-                }
-                Some(_) => fallback = Some("an isolated network is made cold".into()),
-                None => fallback = Some("the pre-started init is gone".into()),
-            }
-        }
-        match spawn(req, log, status, self.filters.as_ref(), self.landlock) {
-            Reply::Spawned {
-                id, pid, listener, ..
-            } => Reply::Spawned {
-                id,
-                pid,
-                listener,
-                prestarted: false,
-                fallback,
-            },
-            reply => reply,
-        }
+        spawn(req, log, status, self.filters.as_ref(), self.landlock)
     }
 
     /// (Re)build the root template when `template` differs from the one built, and make the
@@ -248,10 +222,8 @@ impl State {
     /// copy of it, so a mount point made here also shows up in pre-started ones.
     fn prepare_root(&mut self, template: &Template, mounts: &[Mount]) -> Result<(), StepError> {
         if self.template.as_ref() != Some(template) {
-            // Pre-started inits hold a copy of the old template: they go.
-            for zygote in self.zygotes.drain(..) {
-                discard(&zygote);
-            }
+            // (A sandbox has one template: pre-started inits, which hold a copy of the one they
+            // were made from, never see another.)
             self.template = None;
             child::build_template(template)?;
             self.template = Some(template.clone());
@@ -268,12 +240,18 @@ impl State {
         Ok(())
     }
 
-    /// Pre-start an environment's init for `req`.
-    fn prestart(&mut self, req: &PrestartRequest) -> Reply {
-        let failed = |errno: i32, message: String| Reply::Failed {
-            id: req.id,
-            errno,
-            message,
+    /// Pre-start an environment's init for `req`. The reply carries the daemon's end of its
+    /// socket and a pidfd for it.
+    fn prestart(&mut self, req: &PrestartRequest) -> (Reply, Vec<OwnedFd>) {
+        let failed = |errno: i32, message: String| {
+            (
+                Reply::Failed {
+                    id: req.id,
+                    errno,
+                    message,
+                },
+                vec![],
+            )
         };
         if !self.own_mounts {
             return failed(
@@ -313,117 +291,33 @@ impl State {
                 child::zygote(req, theirs, self.filters.as_ref(), self.landlock)
             }
             Ok(Some(pid)) => {
-                self.zygotes.push(Zygote {
-                    id: req.id,
-                    pid,
-                    sock: ours,
-                });
-                Reply::Prestarted { id: req.id }
+                drop(theirs);
+                // Not reaped before this (only this process reaps it): the pid is still its.
+                let Some(pidfd) = crate::pidfd_open(pid.as_raw()) else {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+                    return failed(libc::ENOSYS, "pidfd_open".into());
+                };
+                (
+                    Reply::Prestarted {
+                        id: req.id,
+                        pid: pid.as_raw(),
+                    },
+                    vec![ours, pidfd],
+                )
             }
             Err(e) => failed(e as i32, format!("clone: {}", e.desc())),
         }
     }
 
-    /// Hand `req` to a pre-started init. `Err` (why) when starting cold may still work: the
-    /// init is then to be discarded.
-    fn take(
-        &mut self,
-        zygote: &Zygote,
-        req: &SpawnRequest,
-        log: &OwnedFd,
-        status: &OwnedFd,
-    ) -> Result<Reply, String> {
-        if req.mounts.len() > MAX_FDS - 3 {
-            return Err("too many mounts for one message".into());
-        }
-        let trees = req
-            .mounts
-            .iter()
-            .map(|m| {
-                child::detached_bind(&m.source, m.writable)
-                    .map_err(|e| format!("open_tree {}: {}", m.source.display(), e.desc()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (exec_r, exec_w) =
-            nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {}", e.desc()))?;
-        let take = Take {
-            program: req.program.clone(),
-            args: req.args.clone(),
-            env: req.env.clone(),
-            cwd: req.cwd.clone(),
-            targets: req.mounts.iter().map(|m| m.target.clone()).collect(),
-            tmp_mb: req.tmp_mb,
-        };
-        let mut fds = vec![log.as_raw_fd(), status.as_raw_fd(), exec_w.as_raw_fd()];
-        fds.extend(trees.iter().map(AsRawFd::as_raw_fd));
-        // It gets ready at idle priority; should it not be yet, it is on a spawn's path now.
-        child::set_idle(zygote.pid.as_raw(), false);
-        if let Err(e) = protocol::send(zygote.sock.as_fd(), &take, &fds) {
-            // It is gone; if it could not get ready, it said why, and the next ones would not
-            // either.
-            return Err(match readiness_failure(&zygote.sock) {
-                Some(why) => {
-                    self.no_prestart = Some(format!("a pre-started environment failed: {why}"));
-                    why
-                }
-                None => format!("the pre-started init is gone: {}", e.desc()),
-            });
-        }
-        drop((exec_w, trees));
-        let failed = |errno: i32, message: String| Reply::Failed {
-            id: req.id,
-            errno,
-            message,
-        };
-        match wait_exec(&exec_r) {
-            Ok(()) => Ok(Reply::Spawned {
-                id: req.id,
-                pid: zygote.pid.as_raw(),
-                listener: None,
-                prestarted: true,
-                fallback: None,
-            }),
-            Err(Failure::Step(e)) if e.retry => Err(e.what),
-            Err(Failure::Step(e)) => {
-                discard(zygote);
-                Ok(failed(e.errno, e.what))
-            }
-            Err(Failure::Os(errno, message)) => {
-                discard(zygote);
-                Ok(failed(errno, message))
-            }
-        }
-    }
-
-    /// Reap exited environments' init processes (their status went through the status pipe),
-    /// and forget pre-started ones that died (noting why, if they could not get ready).
+    /// Reap exited environments' init processes (their status went through the status pipe).
     fn reap(&mut self) {
         while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
-            let Some(pid) = s.pid() else { break };
-            if let Some(i) = self.zygotes.iter().position(|z| z.pid == pid) {
-                let zygote = self.zygotes.remove(i);
-                if let Some(why) = readiness_failure(&zygote.sock) {
-                    self.no_prestart = Some(format!("a pre-started environment failed: {why}"));
-                }
+            if s == WaitStatus::StillAlive {
+                break;
             }
         }
     }
-}
-
-/// The failure a pre-started init reported before it died, if any.
-fn readiness_failure(sock: &OwnedFd) -> Option<String> {
-    let mut buf = [0u8; 4096];
-    match protocol::recv_bytes(sock.as_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
-        Ok((n, _)) if n > 0 => Some(StepError::decode(&buf[..n]).what),
-        _ => None,
-    }
-}
-
-/// Kill a pre-started init and wait until it and its pid namespace are gone (so that nothing
-/// of it is left in the cgroups a cold start then uses).
-fn discard(zygote: &Zygote) {
-    let _ = nix::sys::signal::kill(zygote.pid, Signal::SIGKILL);
-    let _ = waitpid(zygote.pid, Some(WaitPidFlag::__WALL));
 }
 
 /// `clone` with fork semantics (no new stack): returns `Ok(None)` in the child.
@@ -562,8 +456,6 @@ fn spawn(
         id: req.id,
         pid: pid.as_raw(),
         listener: listener.map(IntoRawFd::into_raw_fd),
-        prestarted: false,
-        fallback: None,
     }
 }
 

@@ -31,7 +31,7 @@ mod seccomp;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
@@ -245,6 +245,8 @@ pub struct Sandbox {
     prestarted: Arc<Prestarted>,
     /// The system part of every root.
     template: protocol::Template,
+    /// Mount targets whose mount points the template has.
+    prepared: Mutex<std::collections::HashSet<PathBuf>>,
     warnings: Vec<String>,
 }
 
@@ -274,8 +276,8 @@ type CgroupJob = (
 /// [`Sandbox::spawn`]).
 #[derive(Debug, Default)]
 struct Prestarted {
-    /// Ready ones, oldest first: the helper's id for each, and its cgroup (without limits).
-    ready: Mutex<std::collections::VecDeque<(u64, EnvCgroup)>>,
+    /// Ready ones, oldest first.
+    ready: Mutex<std::collections::VecDeque<Ready>>,
     /// How many are being made.
     making: AtomicUsize,
     /// Why no more are made (the helper cannot), once known.
@@ -303,6 +305,7 @@ impl Sandbox {
                 symlinks: vec![],
                 system_mounts: vec![],
             },
+            prepared: Mutex::default(),
             warnings: vec![],
         }
     }
@@ -376,6 +379,13 @@ impl Sandbox {
                 symlinks,
                 system_mounts,
             },
+            // The template's own (`child::build_template`).
+            prepared: Mutex::new(
+                ["/var/task", "/var/runtime", "/opt"]
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .collect(),
+            ),
             warnings,
         };
         // Inside an async runtime (the daemon), the first environments start pre-started too.
@@ -455,33 +465,52 @@ impl Sandbox {
             cpu_millis: spec.cpu_millis,
         };
         // A pre-started init where there is one (not for an isolated network, which needs a
-        // namespace of its own), in the cgroup it already is in; else a cold start.
+        // namespace of its own); else, or should it fail for a reason of its own, a cold start
+        // (in the cgroup the pre-started one was in).
         let taken = match spec.network {
             Network::Host => self.take_prestarted(&limits),
             Network::None => None,
         };
-        let (prestarted, cgroup) = match taken {
-            Some((id, cgroup)) => (Some(id), cgroup),
+        let result = match taken {
+            Some(ready) => match self.take(ready, spec, helper).await {
+                Taken::Started(result) => *result,
+                Taken::Cold(cgroup, why) => {
+                    tracing::debug!(reason = %why, "a pre-started environment was not used");
+                    self.spawn_cold(spec, helper, cgroup).await
+                }
+            },
             None => {
                 let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
-                (
-                    None,
-                    self.take_cgroup(cgroups, &name, &limits).map_err(other)?,
-                )
+                match self.take_cgroup(cgroups, &name, &limits) {
+                    Ok(cgroup) => self.spawn_cold(spec, helper, cgroup).await,
+                    Err(e) => Err(other(e)),
+                }
             }
+        };
+        // Refill after the answer (also when none was ready, or one had to be discarded); the
+        // helper makes new ones once no request waits.
+        self.prestart();
+        result
+    }
+
+    /// Start `spec` cold: the helper clones its init, which joins `cgroup` (limits set).
+    async fn spawn_cold(
+        &self,
+        spec: &SandboxSpec,
+        helper: &client::Helper,
+        cgroup: EnvCgroup,
+    ) -> Result<(Process, LogPipe), SpawnError> {
+        let other = |source| SpawnError::Other {
+            program: spec.program.clone(),
+            source,
         };
         let mut guard = CgroupGuard(Some(cgroup));
         let (log_r, log_w) = std::io::pipe().map_err(other)?;
         let (status_r, status_w) = std::io::pipe().map_err(other)?;
-
         let req = protocol::SpawnRequest {
             id: 0,
             program: spec.program.clone(),
-            args: spec
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect(),
+            args: args_of(spec),
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
             template: self.template.clone(),
@@ -494,29 +523,13 @@ impl Sandbox {
             isolated_network: spec.network == Network::None,
             runtime_api: ISOLATED_RUNTIME_API,
             nofile: NOFILE_MAX,
-            prestarted,
         };
         let spawned = helper
             .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w))
-            .await;
-        // Refill after the answer (also when none was ready, or one had to be discarded); the
-        // helper makes new ones once no request waits.
-        self.prestart();
-        let spawned = spawned.map_err(|(errno, message)| match errno {
-            libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
-                program: spec.program.clone(),
-            },
-            libc::EACCES if message.starts_with("exec ") => SpawnError::PermissionDenied {
-                program: spec.program.clone(),
-            },
-            _ => other(std::io::Error::new(
-                std::io::Error::from_raw_os_error(errno).kind(),
-                message,
-            )),
-        })?;
-        if let Some(why) = &spawned.fallback {
-            tracing::debug!(reason = %why, "a pre-started environment was not used");
-        }
+            .await
+            .map_err(|(errno, message)| spawn_error(spec, errno, message))?;
+        // The helper made their mount points.
+        lock(&self.prepared).extend(spec.mounts.iter().map(|m| m.target.clone()));
         let pid = spawned.pid;
         let pidfd = pidfd_open(pid);
         let status = pipe::Receiver::from_owned_fd(OwnedFd::from(status_r)).map_err(other)?;
@@ -528,24 +541,279 @@ impl Sandbox {
                 frozen: false,
                 exit: None,
                 runtime_api: spawned.listener.map(std::net::TcpListener::from),
-                prestarted: spawned.prestarted,
+                prestarted: false,
             },
             log,
         ))
     }
+
+    /// Start `spec` in a pre-started init: hand it the function's mounts (detached copies made
+    /// here with `open_tree`), the program and the pipes, and wait until the program runs.
+    async fn take(&self, ready: Ready, spec: &SandboxSpec, helper: &client::Helper) -> Taken {
+        let other = |source| SpawnError::Other {
+            program: spec.program.clone(),
+            source,
+        };
+        if spec.mounts.len() + 3 > protocol::MAX_FDS {
+            return ready.cold("too many mounts for one message".into()).await;
+        }
+        // Mount points are made in the helper's root template (the pre-started root is
+        // read-only); most are made once, for the first environment that needs them.
+        let missing: Vec<Mount> = {
+            let prepared = lock(&self.prepared);
+            spec.mounts
+                .iter()
+                .filter(|m| !prepared.contains(&m.target))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let targets: Vec<PathBuf> = missing.iter().map(|m| m.target.clone()).collect();
+            if let Err((_, why)) = helper.prepare(self.template.clone(), missing).await {
+                return ready.cold(why).await;
+            }
+            lock(&self.prepared).extend(targets);
+        }
+        let mut trees = Vec::with_capacity(spec.mounts.len());
+        for m in &spec.mounts {
+            match child::detached_bind(&m.source, m.writable) {
+                Ok(tree) => trees.push(tree),
+                Err(e) => {
+                    let why = format!("open_tree {}: {}", m.source.display(), e.desc());
+                    return ready.cold(why).await;
+                }
+            }
+        }
+        let pipes = std::io::pipe().and_then(|log| {
+            let status = std::io::pipe()?;
+            let exec = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            Ok((log, status, exec))
+        });
+        let ((log_r, log_w), (status_r, status_w), (exec_r, exec_w)) = match pipes {
+            Ok(p) => p,
+            Err(e) => return Taken::started(Err(other(e))),
+        };
+        let take = protocol::Take {
+            program: spec.program.clone(),
+            args: args_of(spec),
+            env: spec.env.clone(),
+            cwd: spec.cwd.clone(),
+            targets: spec.mounts.iter().map(|m| m.target.clone()).collect(),
+            tmp_mb: spec.tmp_mb,
+        };
+        let mut fds = vec![log_w.as_raw_fd(), status_w.as_raw_fd(), exec_w.as_raw_fd()];
+        fds.extend(trees.iter().map(AsRawFd::as_raw_fd));
+        if let Err(e) = protocol::send(ready.sock.as_fd(), &take, &fds) {
+            // It is gone; if it could not get ready, it said why, and the next ones would not
+            // either.
+            let why = match readiness_failure(&ready.sock) {
+                Some(why) => {
+                    self.prestarted
+                        .turn_off(format!("a pre-started environment failed: {why}"));
+                    why
+                }
+                None => format!("the pre-started init is gone: {}", e.desc()),
+            };
+            return ready.cold(why).await;
+        }
+        drop((log_w, status_w, exec_w, trees));
+        // The exec pipe reaches end of file when the program runs (close-on-exec); a failing
+        // step writes its description first.
+        let mut report = Vec::new();
+        let read = async {
+            let mut exec = pipe::Receiver::from_owned_fd(exec_r)?;
+            exec.read_to_end(&mut report).await
+        };
+        match tokio::time::timeout(SPAWN_TIMEOUT, read).await {
+            Ok(Ok(_)) if report.is_empty() => {}
+            Ok(Ok(_)) => {
+                let e = child::StepError::decode(&report);
+                if e.retry {
+                    return ready.cold(e.what).await;
+                }
+                ready.kill();
+                return Taken::started(Err(spawn_error(spec, e.errno, e.what)));
+            }
+            Ok(Err(e)) => {
+                ready.kill();
+                return Taken::started(Err(other(e)));
+            }
+            Err(_) => {
+                ready.kill();
+                return Taken::started(Err(other(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the environment did not start in time",
+                ))));
+            }
+        }
+        let status = pipe::Receiver::from_owned_fd(OwnedFd::from(status_r));
+        let log = pipe::Receiver::from_owned_fd(OwnedFd::from(log_r));
+        let (status, log) = match (status, log) {
+            (Ok(s), Ok(l)) => (s, l),
+            (Err(e), _) | (_, Err(e)) => {
+                ready.kill();
+                return Taken::started(Err(other(e)));
+            }
+        };
+        let Ready {
+            pid, pidfd, cgroup, ..
+        } = ready;
+        Taken::started(Ok((
+            Process {
+                kind: Kind::Namespace {
+                    pid,
+                    pidfd: Some(pidfd),
+                    status,
+                },
+                cgroup: Some(cgroup),
+                frozen: false,
+                exit: None,
+                runtime_api: None,
+                prestarted: true,
+            },
+            log,
+        )))
+    }
+}
+
+/// How long a spawn may take before it is given up.
+const SPAWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A pre-started init, ready to be taken.
+#[derive(Debug)]
+struct Ready {
+    /// Host pid.
+    pid: i32,
+    /// The daemon's end of the socket pair with it.
+    sock: OwnedFd,
+    pidfd: OwnedFd,
+    /// The cgroup it is in (the environment's).
+    cgroup: EnvCgroup,
+}
+
+/// How taking a pre-started init went.
+enum Taken {
+    /// The environment started, or failed as it would have cold.
+    Started(Box<Result<(Process, LogPipe), SpawnError>>),
+    /// It failed for a reason of its own (why): start cold, in this cgroup.
+    Cold(EnvCgroup, String),
+}
+
+impl Taken {
+    fn started(result: Result<(Process, LogPipe), SpawnError>) -> Taken {
+        Taken::Started(Box::new(result))
+    }
+}
+
+impl Ready {
+    /// SIGKILL it (and with it its pid namespace).
+    fn kill(&self) {
+        pidfd_kill(&self.pidfd);
+    }
+
+    /// Whether it has exited.
+    fn exited(&self) -> bool {
+        let mut pfd = [nix::poll::PollFd::new(
+            self.pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        matches!(nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
+    /// Kill it, wait until it (and so its whole pid namespace) is gone, and hand back its
+    /// cgroup for a cold start.
+    async fn cold(self, why: String) -> Taken {
+        self.kill();
+        let wait = async {
+            // SAFETY: an OwnedFd's descriptor stays open, and the same, until it is dropped,
+            // which the AsyncFd does.
+            let fd = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    self.pidfd,
+                    tokio::io::Interest::READABLE,
+                )
+            }?;
+            let _ = fd.readable().await?;
+            Ok::<_, std::io::Error>(())
+        };
+        if !matches!(tokio::time::timeout(SPAWN_TIMEOUT, wait).await, Ok(Ok(()))) {
+            tracing::warn!(
+                pid = self.pid,
+                "a killed pre-started environment did not exit"
+            );
+        }
+        Taken::Cold(self.cgroup, why)
+    }
+}
+
+/// The failure a pre-started init reported on `sock` before it died, if any.
+fn readiness_failure(sock: &OwnedFd) -> Option<String> {
+    let mut buf = [0u8; 4096];
+    match protocol::recv_bytes(
+        sock.as_fd(),
+        &mut buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok((n, _)) if n > 0 => Some(child::StepError::decode(&buf[..n]).what),
+        _ => None,
+    }
+}
+
+/// The arguments of `spec`'s program, as strings.
+fn args_of(spec: &SandboxSpec) -> Vec<String> {
+    spec.args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The error for a failed step (`errno`, description) of starting `spec`.
+fn spawn_error(spec: &SandboxSpec, errno: i32, message: String) -> SpawnError {
+    match errno {
+        libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
+            program: spec.program.clone(),
+        },
+        libc::EACCES if message.starts_with("exec ") => SpawnError::PermissionDenied {
+            program: spec.program.clone(),
+        },
+        _ => SpawnError::Other {
+            program: spec.program.clone(),
+            source: std::io::Error::new(std::io::Error::from_raw_os_error(errno).kind(), message),
+        },
+    }
+}
+
+/// SIGKILL the process `pidfd` refers to.
+fn pidfd_kill(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo and no flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        );
+    }
 }
 
 impl Sandbox {
-    /// A ready pre-started init and its cgroup, with `limits` set.
-    fn take_prestarted(&self, limits: &Limits) -> Option<(u64, EnvCgroup)> {
+    /// A ready pre-started init, with `limits` set on its cgroup.
+    fn take_prestarted(&self, limits: &Limits) -> Option<Ready> {
         loop {
-            let (id, cgroup) = lock(&self.prestarted.ready).pop_front()?;
-            // Made without limits: they are the function's.
-            match cgroup.apply(limits) {
-                Ok(()) => return Some((id, cgroup)),
+            let ready = lock(&self.prestarted.ready).pop_front()?;
+            if ready.exited() {
+                ready.kill();
+                discard(ready.cgroup);
+                continue;
+            }
+            // Made with default limits: set the function's.
+            match ready.cgroup.apply(limits) {
+                Ok(()) => return Some(ready),
                 Err(e) => {
                     tracing::warn!(error = %e, "setting a pre-started environment's limits");
-                    discard(cgroup);
+                    ready.kill();
+                    discard(ready.cgroup);
                 }
             }
         }
@@ -637,10 +905,11 @@ impl Drop for Sandbox {
         if let Some(helper) = &self.helper {
             helper.stop();
         }
-        let ready: Vec<(u64, EnvCgroup)> = lock(&self.prestarted.ready).drain(..).collect();
+        let ready: Vec<Ready> = lock(&self.prestarted.ready).drain(..).collect();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        for (_, mut cg) in ready {
-            cg.kill_all();
+        for ready in ready {
+            ready.kill();
+            let mut cg = ready.cgroup;
             while !cg.remove() && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
@@ -688,28 +957,40 @@ impl Prestarted {
             nofile: NOFILE_MAX,
         };
         match helper.prestart(req).await {
-            Ok(id) => {
-                let mut ready = lock(&self.ready);
+            Ok(zygote) => {
+                let ready = Ready {
+                    pid: zygote.pid,
+                    sock: zygote.sock,
+                    pidfd: zygote.pidfd,
+                    cgroup,
+                };
+                let mut list = lock(&self.ready);
                 if self.closed.load(Ordering::Acquire) {
-                    drop(ready);
-                    discard(cgroup);
+                    drop(list);
+                    ready.kill();
+                    discard(ready.cgroup);
                 } else {
-                    ready.push_back((id, cgroup));
+                    list.push_back(ready);
                 }
             }
             Err((_, why)) => {
                 discard(cgroup);
                 if !self.closed.load(Ordering::Acquire) {
-                    let mut off = lock(&self.off);
-                    if off.is_none() {
-                        tracing::warn!(
-                            reason = %why,
-                            "environments are not pre-started; every one starts cold"
-                        );
-                        *off = Some(why);
-                    }
+                    self.turn_off(why);
                 }
             }
+        }
+    }
+
+    /// Make no more (the helper cannot): say why, once.
+    fn turn_off(&self, why: String) {
+        let mut off = lock(&self.off);
+        if off.is_none() {
+            tracing::warn!(
+                reason = %why,
+                "environments are not pre-started; every one starts cold"
+            );
+            *off = Some(why);
         }
     }
 }

@@ -40,12 +40,19 @@ pub(crate) struct Template {
 /// What the daemon asks of the helper.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Request {
-    /// Start one environment. Sent with two descriptors: the log pipe's write end (stdout and
-    /// stderr) and the status pipe's write end (the runtime's exit status).
+    /// Start one environment cold. Sent with two descriptors: the log pipe's write end (stdout
+    /// and stderr) and the status pipe's write end (the runtime's exit status).
     Spawn(SpawnRequest),
     /// Pre-start an environment's init (see `helper`): answered with `Prestarted` once it is
-    /// cloned, and done only while no spawn waits.
+    /// cloned, and done only while no other request waits.
     Prestart(PrestartRequest),
+    /// Make the mount points of `mounts` in the root template (a pre-started environment cannot
+    /// make them: its root is read-only and the template lives in the helper's namespace).
+    Prepare {
+        id: u64,
+        template: Template,
+        mounts: Vec<Mount>,
+    },
 }
 
 /// Start one environment.
@@ -61,8 +68,7 @@ pub(crate) struct SpawnRequest {
     pub(crate) mounts: Vec<Mount>,
     /// Size of the private `/tmp` in MB.
     pub(crate) tmp_mb: u64,
-    /// `cgroup.procs` files the environment joins before anything runs (those of the
-    /// pre-started init's cgroup when `prestarted` names one).
+    /// `cgroup.procs` files the environment joins before anything runs.
     pub(crate) cgroup_procs: Vec<PathBuf>,
     pub(crate) uid: u32,
     pub(crate) gid: u32,
@@ -74,9 +80,6 @@ pub(crate) struct SpawnRequest {
     pub(crate) runtime_api: std::net::SocketAddr,
     /// `RLIMIT_NOFILE`.
     pub(crate) nofile: u64,
-    /// The pre-started init to use (the id of its `Prestart`); the helper starts the
-    /// environment cold, in the same cgroups, when that init is gone.
-    pub(crate) prestarted: Option<u64>,
 }
 
 /// Pre-start one environment's init: everything that does not depend on the function.
@@ -95,7 +98,7 @@ pub(crate) struct PrestartRequest {
     pub(crate) nofile: u64,
 }
 
-/// What the helper sends a pre-started init when it is taken, and what that init passes on to
+/// What the daemon sends a pre-started init when it takes it, and what that init passes on to
 /// its waiting runtime process. Sent with the log pipe, the status pipe and the exec pipe's
 /// write ends, then one detached mount per entry of `targets` (`open_tree`), in order; the
 /// runtime gets the log and exec pipes only.
@@ -129,13 +132,13 @@ pub(crate) enum Reply {
         pid: i32,
         /// Descriptor number in the sender (the listener is attached to the message).
         listener: Option<i32>,
-        /// Whether a pre-started init was used.
-        prestarted: bool,
-        /// Why the pre-started init the request named was not used.
-        fallback: Option<String>,
     },
-    /// An environment's init was pre-started for `Prestart` `id`.
-    Prestarted { id: u64 },
+    /// An environment's init was pre-started for `Prestart` `id`: `pid` (host pid). Sent with
+    /// the daemon's end of a socket pair with that init (the take goes there; a failure to get
+    /// ready comes back) and a pidfd for it.
+    Prestarted { id: u64, pid: i32 },
+    /// The mount points of `Prepare` `id` exist.
+    Prepared { id: u64 },
     /// The environment could not be started.
     Failed {
         id: u64,
