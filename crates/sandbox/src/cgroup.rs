@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Linux's CPU share per MB of function memory: 1769 MB is one full vCPU, as on Lambda.
 pub const MB_PER_VCPU: u64 = 1769;
@@ -327,6 +328,8 @@ impl Cgroups {
             cpu: None,
             freeze: None,
             kill: None,
+            memory_mb: AtomicU64::new(0),
+            cpu_millis: AtomicU64::new(0),
         };
         if let Err(e) = self.populate(&mut env, name) {
             env.remove();
@@ -450,23 +453,44 @@ pub struct EnvCgroup {
     cpu: Option<(Version, PathBuf)>,
     freeze: Option<(Version, PathBuf)>,
     kill: Option<PathBuf>,
+    /// The memory limit written last, in MB (0: none yet). Writing a cgroup file is not free
+    /// (tens of microseconds) and a spawn waits for it: the same value is not written again.
+    memory_mb: AtomicU64,
+    /// The CPU quota written last (0: none, as in a new cgroup).
+    cpu_millis: AtomicU64,
 }
 
 impl EnvCgroup {
-    /// Set the memory limit and the CPU quota.
+    /// Set the memory limit and the CPU quota (what is set already is left alone).
     pub fn apply(&self, limits: &Limits) -> io::Result<()> {
         if let Some(m) = &self.memory {
+            if self.memory_mb.load(Ordering::Acquire) == limits.memory_mb {
+                return self.set_cpu(limits.cpu_millis);
+            }
             let bytes = (limits.memory_mb * 1024 * 1024).to_string();
             match m.version {
                 Version::V2 => write(&m.dir.join("memory.max"), &bytes)?,
                 Version::V1 => {
-                    write(&m.dir.join("memory.limit_in_bytes"), &bytes)?;
-                    // memory+swap = memory: no swap. Without swap accounting, avoid it.
-                    if write(&m.dir.join("memory.memsw.limit_in_bytes"), &bytes).is_err() {
+                    // memory+swap = memory: no swap. Without swap accounting, avoid it. The
+                    // kernel keeps memory+swap at least memory: a limit that grows goes to
+                    // memory+swap first.
+                    let memory = m.dir.join("memory.limit_in_bytes");
+                    let memsw = m.dir.join("memory.memsw.limit_in_bytes");
+                    let before = self.memory_mb.load(Ordering::Acquire);
+                    let no_swap = if before != 0 && limits.memory_mb > before {
+                        let no_swap = write(&memsw, &bytes).is_ok();
+                        write(&memory, &bytes)?;
+                        no_swap
+                    } else {
+                        write(&memory, &bytes)?;
+                        write(&memsw, &bytes).is_ok()
+                    };
+                    if !no_swap {
                         let _ = write(&m.dir.join("memory.swappiness"), "0");
                     }
                 }
             }
+            self.memory_mb.store(limits.memory_mb, Ordering::Release);
         }
         self.set_cpu(limits.cpu_millis)
     }
@@ -479,6 +503,9 @@ impl EnvCgroup {
     /// Set the CPU quota, in thousandths of a vCPU.
     /// 0 means no quota at all.
     pub fn set_cpu(&self, millis: u64) -> io::Result<()> {
+        if self.cpu_millis.load(Ordering::Acquire) == millis {
+            return Ok(());
+        }
         let quota = (millis * CPU_PERIOD_US / 1000).max(MIN_QUOTA_US);
         let (v2, v1) = if millis == 0 {
             ("max".to_string(), "-1".to_string())
@@ -487,11 +514,13 @@ impl EnvCgroup {
         };
         match &self.cpu {
             Some((Version::V2, dir)) => {
-                write(&dir.join("cpu.max"), &format!("{v2} {CPU_PERIOD_US}"))
+                write(&dir.join("cpu.max"), &format!("{v2} {CPU_PERIOD_US}"))?
             }
-            Some((Version::V1, dir)) => write(&dir.join("cpu.cfs_quota_us"), &v1),
-            None => Ok(()),
+            Some((Version::V1, dir)) => write(&dir.join("cpu.cfs_quota_us"), &v1)?,
+            None => {}
         }
+        self.cpu_millis.store(millis, Ordering::Release);
+        Ok(())
     }
 
     /// Peak memory use of the whole environment, in bytes.
@@ -561,6 +590,22 @@ impl EnvCgroup {
         match &self.kill {
             Some(path) => fs::write(path, "1").is_ok(),
             None => false,
+        }
+    }
+
+    /// SIGKILL every process of the environment: through `cgroup.kill` where the kernel has it,
+    /// else one by one as `cgroup.procs` lists them.
+    pub fn kill_all(&self) {
+        if self.kill() {
+            return;
+        }
+        let Some(dir) = self.dirs.first() else { return };
+        let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 

@@ -8,12 +8,21 @@
 //! program. Init then waits; when the runtime exits it writes the status to the status pipe and
 //! exits, and the kernel kills whatever else is left in the pid namespace.
 //!
+//! A **pre-started** init ([`zygote`]) does all of that ahead of time but what depends on the
+//! function: it joins its cgroups, mounts `/tmp` and `/proc`, pivots into the root, makes it
+//! read-only, and forks the runtime, which drops its privileges and installs Landlock and
+//! seccomp at once; both then wait. When the helper takes it ([`Take`]), init attaches the
+//! function's mounts (detached copies the helper made with `open_tree`, [`detached_bind`]),
+//! resizes `/tmp` if asked, and passes the program, its environment and the log and exec pipes
+//! to the runtime, which only places its stdio, changes directory and execs.
+//!
 //! Both run in a copy of the single-threaded helper, so allocating here is safe. A failing step
 //! writes `errno` and a description to the exec pipe (close-on-exec: the helper reads end of
-//! file when the program started) and exits.
+//! file when the program started) and exits. A pre-started environment marks the failures that
+//! do not depend on the function (`retry`): the helper then starts the environment cold.
 
 use std::fs;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -21,10 +30,11 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::socket::MsgFlags;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{chdir, pivot_root, setgroups, setresgid, setresuid, Gid, Pid, Uid};
 
-use crate::protocol::SpawnRequest;
+use crate::protocol::{self, PrestartRequest, SpawnRequest, Take, Template, MAX_MESSAGE};
 use crate::seccomp::Filters;
 
 /// A step that failed: what, and the OS error.
@@ -32,6 +42,9 @@ use crate::seccomp::Filters;
 pub(crate) struct StepError {
     pub(crate) errno: i32,
     pub(crate) what: String,
+    /// A pre-started environment failed for a reason of its own, not the function's: starting
+    /// the environment cold may work.
+    pub(crate) retry: bool,
 }
 
 impl StepError {
@@ -39,13 +52,21 @@ impl StepError {
         StepError {
             errno,
             what: what.into(),
+            retry: false,
         }
     }
 
-    /// `errno` then the text, as the helper parses it.
+    /// The same failure, marked as one that starting cold may not have.
+    fn retry(mut self) -> StepError {
+        self.retry = true;
+        self
+    }
+
+    /// `errno` (after `!` when `retry`) then the text, as the helper parses it.
     pub(crate) fn encode(&self) -> Vec<u8> {
         format!(
-            "{}\n{}: {}",
+            "{}{}\n{}: {}",
+            if self.retry { "!" } else { "" },
             self.errno,
             self.what,
             Errno::from_raw(self.errno).desc()
@@ -53,11 +74,17 @@ impl StepError {
         .into_bytes()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> (i32, String) {
+    pub(crate) fn decode(bytes: &[u8]) -> StepError {
         let text = String::from_utf8_lossy(bytes);
-        match text.split_once('\n') {
-            Some((n, msg)) => (n.parse().unwrap_or(0), msg.to_string()),
-            None => (0, text.to_string()),
+        let (first, what) = text.split_once('\n').unwrap_or(("0", &text));
+        let (retry, number) = match first.strip_prefix('!') {
+            Some(n) => (true, n),
+            None => (false, first),
+        };
+        StepError {
+            errno: number.parse().unwrap_or(0),
+            what: what.to_string(),
+            retry,
         }
     }
 }
@@ -126,16 +153,9 @@ pub(crate) fn init(
             fail(exec_fd, &e);
         }
     }
-    let devnull = match fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    {
-        Ok(f) => OwnedFd::from(f),
-        Err(e) => fail(
-            exec_fd,
-            &StepError::new("open /dev/null", e.raw_os_error().unwrap_or(0)),
-        ),
+    let devnull = match open_devnull() {
+        Ok(f) => f,
+        Err(e) => fail(exec_fd, &e),
     };
     // SAFETY: this process is a copy of the single-threaded helper, so fork is safe; the child
     // only runs `runtime`, which ends in execve or _exit.
@@ -155,6 +175,199 @@ pub(crate) fn init(
             supervise(child, status)
         }
     }
+}
+
+/// A pre-started environment's init (see the module's documentation). `sock` is its end of a
+/// socket pair with the helper: a failure to get ready goes there, the [`Take`] comes from
+/// there. Never returns.
+pub(crate) fn zygote(
+    req: &PrestartRequest,
+    sock: OwnedFd,
+    filters: Option<&Filters>,
+    landlock: bool,
+) -> ! {
+    // Getting ready uses only CPU time nothing else wants: it must not slow down the
+    // environment whose start made the helper pre-start this one. (The runtime inherits it.)
+    set_idle(0, true);
+    // Nothing of the helper's (its socket to the daemon, other inits' sockets) stays here;
+    // 0, 1 and 2 stay open so that no descriptor made later takes their numbers.
+    close_all_but_stdio_and(sock.as_raw_fd());
+    if let Err(e) = get_ready(req) {
+        report(&sock, &e);
+    }
+    let (ours, theirs) = match nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    ) {
+        Ok(pair) => pair,
+        Err(e) => report(&sock, &StepError::new("socketpair", e as i32)),
+    };
+    // SAFETY: this process is a copy of the single-threaded helper, so fork is safe; the child
+    // only runs `waiting_runtime`, which ends in execve or _exit.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => report(&sock, &StepError::new("fork the runtime", e as i32)),
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop((sock, ours));
+            waiting_runtime(req, theirs, filters, landlock)
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            drop(theirs);
+            // Waiting, and then taken, at the usual priority.
+            set_idle(0, false);
+            taken(req, sock, ours, child)
+        }
+    }
+}
+
+/// Run process `pid` (0: this one) under `SCHED_IDLE` (only when no other task wants the CPU)
+/// or back under the normal policy. Best effort: a failure only costs speed.
+pub(crate) fn set_idle(pid: i32, idle: bool) {
+    let policy = if idle {
+        libc::SCHED_IDLE
+    } else {
+        libc::SCHED_OTHER
+    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler reads `param`, which lives across the call.
+    unsafe {
+        libc::sched_setscheduler(pid, policy, &param);
+    }
+}
+
+/// Report a failure to get ready on `sock` (where whoever takes the environment finds it) and
+/// exit.
+fn report(sock: &OwnedFd, e: &StepError) -> ! {
+    let _ = protocol::send_bytes(sock.as_fd(), &e.encode(), &[]);
+    exit_now(127)
+}
+
+/// Everything a pre-started init does before it waits: the parent-death signal, the cgroups,
+/// `/tmp`, `/proc`, the host name, the pivot into the root and making it read-only.
+fn get_ready(req: &PrestartRequest) -> Result<(), StepError> {
+    // Die with the helper (which holds the other end of the socket, too: should it already be
+    // gone, the wait for a take ends at once).
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .step(|| "set the parent-death signal".into())?;
+    join_cgroups(&req.cgroup_procs)?;
+    let root = &req.template.root;
+    mount_tmp(&inside(root, Path::new("/tmp")), req.tmp_mb)?;
+    mount_proc(&inside(root, Path::new("/proc")))?;
+    nix::unistd::sethostname(&req.hostname).step(|| "set the host name".into())?;
+    enter_root(root)
+}
+
+/// A pre-started init: wait to be taken, attach the function's mounts, hand the rest to the
+/// runtime, then supervise it. Never returns.
+fn taken(req: &PrestartRequest, sock: OwnedFd, runtime_sock: OwnedFd, runtime: Pid) -> ! {
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (len, fds) = match protocol::recv_bytes(sock.as_fd(), &mut buf, MsgFlags::empty()) {
+        Ok((len, fds)) if len > 0 => (len, fds),
+        // The helper is gone, or dropped this environment.
+        _ => exit_now(0),
+    };
+    // The runtime may still be getting ready: from now on it is on a spawn's path.
+    set_idle(runtime.as_raw(), false);
+    let take: Option<Take> = serde_json::from_slice(&buf[..len]).ok();
+    let mut fds = fds.into_iter();
+    let (Some(take), Some(log), Some(status), Some(exec)) =
+        (take, fds.next(), fds.next(), fds.next())
+    else {
+        exit_now(0)
+    };
+    let exec_fd = exec.as_raw_fd();
+    let mounts: Vec<OwnedFd> = fds.collect();
+    if mounts.len() != take.targets.len() {
+        fail(
+            exec_fd,
+            &StepError::new("mounts without targets", libc::EINVAL).retry(),
+        );
+    }
+    for (mount, target) in mounts.iter().zip(&take.targets) {
+        if let Err(e) = attach(mount, target) {
+            let e = StepError::new(format!("attach {}", target.display()), e as i32);
+            fail(exec_fd, &e.retry());
+        }
+    }
+    drop(mounts);
+    if take.tmp_mb != req.tmp_mb {
+        let resized = mount(
+            None::<&str>,
+            "/tmp",
+            None::<&str>,
+            MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(format!("size={}m", take.tmp_mb).as_str()),
+        );
+        if let Err(e) = resized {
+            fail(exec_fd, &StepError::new("resize /tmp", e as i32).retry());
+        }
+    }
+    let passed = protocol::send_bytes(
+        runtime_sock.as_fd(),
+        &buf[..len],
+        &[log.as_raw_fd(), exec.as_raw_fd()],
+    );
+    if let Err(e) = passed {
+        // The runtime is gone: it says why if a step of its own failed.
+        let mut why = vec![0u8; 4096];
+        let e = match protocol::recv_bytes(runtime_sock.as_fd(), &mut why, MsgFlags::MSG_DONTWAIT) {
+            Ok((n, _)) if n > 0 => StepError::decode(&why[..n]),
+            _ => StepError::new("the waiting runtime is gone", e as i32),
+        };
+        fail(exec_fd, &e.retry());
+    }
+    let status_fd = status.as_raw_fd();
+    drop((log, exec, sock, runtime_sock, buf));
+    close_all_but(status_fd);
+    supervise(runtime, status_fd)
+}
+
+/// A pre-started environment's runtime: drop every privilege and restrict itself, wait for the
+/// [`Take`], place stdio, exec. Never returns.
+fn waiting_runtime(
+    req: &PrestartRequest,
+    sock: OwnedFd,
+    filters: Option<&Filters>,
+    landlock: bool,
+) -> ! {
+    let ready = reset_signals().and_then(|()| {
+        let devnull = open_devnull()?;
+        // SAFETY: dup2 onto 0, which this process owns; the source stays open until dropped.
+        if unsafe { libc::dup2(devnull.as_raw_fd(), 0) } < 0 {
+            return Err(StepError::new("place stdin", Errno::last_raw()));
+        }
+        restrict(req.uid, req.gid, req.nofile, filters, landlock)
+    });
+    if let Err(e) = ready {
+        report(&sock, &e);
+    }
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (len, fds) = match protocol::recv_bytes(sock.as_fd(), &mut buf, MsgFlags::empty()) {
+        Ok((len, fds)) if len > 0 => (len, fds),
+        _ => exit_now(0),
+    };
+    let [log, exec_pipe] = match <[OwnedFd; 2]>::try_from(fds) {
+        Ok(fds) => fds,
+        Err(_) => exit_now(127),
+    };
+    let exec_fd = exec_pipe.as_raw_fd();
+    let take: Take = match serde_json::from_slice(&buf[..len]) {
+        Ok(t) => t,
+        Err(_) => fail(
+            exec_fd,
+            &StepError::new("a take the runtime cannot read", libc::EINVAL).retry(),
+        ),
+    };
+    drop(buf);
+    if let Err(e) = place_output(&log) {
+        fail(exec_fd, &e.retry());
+    }
+    if let Err(e) = chdir(&take.cwd).step(|| format!("chdir {}", take.cwd.display())) {
+        fail(exec_fd, &e);
+    }
+    let e = exec(&take.program, &take.args, &take.env);
+    fail(exec_fd, &e)
 }
 
 /// `_exit`: leave at once, without running anything of the helper's (no destructors, no
@@ -183,6 +396,18 @@ fn close_all_but(keep: RawFd) {
     }
 }
 
+/// Close every descriptor but 0, 1, 2 and `keep` (at least 3).
+fn close_all_but_stdio_and(keep: RawFd) {
+    // SAFETY: close_range only closes descriptors; this process uses none of those closed (it is
+    // a copy of the helper that only keeps `keep` and stdio).
+    unsafe {
+        if keep > 3 {
+            libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+    }
+}
+
 /// Wait for the runtime; write its status (`C` + exit code or `S` + signal, little-endian i32)
 /// and exit, which kills the rest of the pid namespace.
 fn supervise(runtime: Pid, status_fd: RawFd) -> ! {
@@ -206,8 +431,8 @@ fn supervise(runtime: Pid, status_fd: RawFd) -> ! {
 /// system directories' read-only binds, the symbolic links, a complete `/dev` and the mount
 /// points every environment uses. Environments' mount namespaces are copies of the helper's,
 /// so each starts with this tree and only adds its own mounts.
-pub(crate) fn build_template(req: &SpawnRequest) -> Result<(), StepError> {
-    let root = &req.root;
+pub(crate) fn build_template(template: &Template) -> Result<(), StepError> {
+    let root = &template.root;
     // A previous template (other system mounts) goes first.
     while umount2(root, MntFlags::MNT_DETACH).is_ok() {}
     mount(
@@ -218,11 +443,11 @@ pub(crate) fn build_template(req: &SpawnRequest) -> Result<(), StepError> {
         Some("mode=0755,size=1m"),
     )
     .step(|| format!("mount the root tmpfs on {}", root.display()))?;
-    for (link, target) in &req.symlinks {
+    for (link, target) in &template.symlinks {
         let at = inside(root, link);
         std::os::unix::fs::symlink(target, &at).step(|| format!("symlink {}", link.display()))?;
     }
-    for m in &req.system_mounts {
+    for m in &template.system_mounts {
         let at = inside(root, &m.target);
         mount_point(&m.source, &at)?;
         bind(&m.source, &at, !m.writable)
@@ -262,42 +487,63 @@ fn build(req: &SpawnRequest) -> Result<(), StepError> {
     // unless it was killed in these few microseconds.)
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .step(|| "set the parent-death signal".into())?;
-    for procs in &req.cgroup_procs {
-        fs::write(procs, "0").step(|| format!("join cgroup {}", procs.display()))?;
-    }
+    join_cgroups(&req.cgroup_procs)?;
     // Mount events do not flow back to the helper or the host: the helper's namespace is a
     // slave of the host's, and this one is a copy of it.
-    let root = &req.root;
+    let root = &req.template.root;
     for m in &req.mounts {
         // The helper made the mount point before cloning.
         bind(&m.source, &inside(root, &m.target), !m.writable)
             .step(|| format!("bind {} on {}", m.source.display(), m.target.display()))?;
     }
-    mount(
-        Some("tmpfs"),
-        &inside(root, Path::new("/tmp")),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(format!("mode=1777,size={}m", req.tmp_mb).as_str()),
-    )
-    .step(|| "mount /tmp".into())?;
-    mount(
-        Some("proc"),
-        &inside(root, Path::new("/proc")),
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    )
-    .step(|| "mount /proc".into())?;
+    mount_tmp(&inside(root, Path::new("/tmp")), req.tmp_mb)?;
+    mount_proc(&inside(root, Path::new("/proc")))?;
     nix::unistd::sethostname(&req.hostname).step(|| "set the host name".into())?;
     if req.isolated_network {
         loopback_up().step(|| "bring up the loopback interface".into())?;
     }
+    enter_root(root)
+}
+
+/// Write this process into each cgroup's `cgroup.procs`.
+fn join_cgroups(procs_files: &[PathBuf]) -> Result<(), StepError> {
+    for procs in procs_files {
+        fs::write(procs, "0").step(|| format!("join cgroup {}", procs.display()))?;
+    }
+    Ok(())
+}
+
+/// The private `/tmp`: a tmpfs of `size_mb`.
+fn mount_tmp(at: &Path, size_mb: u64) -> Result<(), StepError> {
+    mount(
+        Some("tmpfs"),
+        at,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("mode=1777,size={size_mb}m").as_str()),
+    )
+    .step(|| "mount /tmp".into())
+}
+
+/// This pid namespace's `/proc`.
+fn mount_proc(at: &Path) -> Result<(), StepError> {
+    mount(
+        Some("proc"),
+        at,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .step(|| "mount /proc".into())
+}
+
+/// Pivot into `root`, detach the host's tree, and make the root read-only (for this
+/// environment only: the template's tmpfs stays writable for the helper).
+fn enter_root(root: &Path) -> Result<(), StepError> {
     chdir(root).step(|| "enter the root".into())?;
     pivot_root(".", ".").step(|| "pivot_root".into())?;
     umount2(".", MntFlags::MNT_DETACH).step(|| "detach the host's root".into())?;
     chdir("/").step(|| "chdir /".into())?;
-    // Read-only for this environment only (the template's tmpfs stays writable for the helper).
     mount(
         None::<&str>,
         "/",
@@ -309,8 +555,65 @@ fn build(req: &SpawnRequest) -> Result<(), StepError> {
             | MsFlags::MS_NODEV,
         None::<&str>,
     )
-    .step(|| "make the root read-only".into())?;
-    Ok(())
+    .step(|| "make the root read-only".into())
+}
+
+/// A detached copy of the mount tree at `source` (`open_tree`), read-only unless `writable`,
+/// nosuid, nodev and private (nothing mounted on the host later shows up in it), for
+/// [`attach`] to put into a pre-started environment. Made by the helper, which still sees the
+/// host's paths. Flags as [`bind`] leaves them.
+pub(crate) fn detached_bind(source: &Path, writable: bool) -> nix::Result<OwnedFd> {
+    let path = std::ffi::CString::new(source.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
+    // SAFETY: open_tree takes a directory descriptor, a NUL-terminated path that outlives the
+    // call and flags; it returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
+    let fd = Errno::result(fd)?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let mut set = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV;
+    if !writable {
+        set |= libc::MOUNT_ATTR_RDONLY;
+    }
+    let attr = libc::mount_attr {
+        attr_set: set,
+        attr_clr: libc::MOUNT_ATTR_NOEXEC,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr reads `size_of::<mount_attr>()` bytes from `attr`, which lives
+    // across the call; the empty path names `tree` itself (AT_EMPTY_PATH).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(r)?;
+    Ok(tree)
+}
+
+/// Attach a detached mount made by [`detached_bind`] on `target` (`move_mount`).
+fn attach(tree: &OwnedFd, target: &Path) -> nix::Result<()> {
+    let target =
+        std::ffi::CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: move_mount with an empty source path and MOVE_MOUNT_F_EMPTY_PATH moves the tree
+    // `tree` refers to; both paths are NUL-terminated and outlive the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(|_| ())
 }
 
 /// Bind `source` on `target`, then remount read-only, nosuid, nodev when asked.
@@ -403,7 +706,7 @@ fn runtime(
 ) -> StepError {
     match prepare_runtime(req, fds, devnull, filters, landlock) {
         Err(e) => e,
-        Ok(()) => unreachable_exec(req),
+        Ok(()) => exec(&req.program, &req.args, &req.env),
     }
 }
 
@@ -414,8 +717,23 @@ fn prepare_runtime(
     filters: Option<&Filters>,
     landlock: bool,
 ) -> Result<(), StepError> {
-    // Signals: the helper's mask and dispositions must not leak into the function (Rust
-    // ignores SIGPIPE in its own processes, and an ignored signal survives execve).
+    reset_signals()?;
+    // stdio: /dev/null in, the log pipe out and err.
+    // SAFETY: dup2 onto 0, which this process owns; the source stays open.
+    if unsafe { libc::dup2(devnull.as_raw_fd(), 0) } < 0 {
+        return Err(StepError::new("place stdio", Errno::last_raw()));
+    }
+    place_output(&fds.log)?;
+    // The exec pipe must stay open until the exec to report a failing step (it is
+    // close-on-exec, as everything else now is).
+    let _ = fds.exec.as_fd();
+    chdir(&req.cwd).step(|| format!("chdir {}", req.cwd.display()))?;
+    restrict(req.uid, req.gid, req.nofile, filters, landlock)
+}
+
+/// Signals: the helper's mask and dispositions must not leak into the function (Rust ignores
+/// SIGPIPE in its own processes, and an ignored signal survives execve).
+fn reset_signals() -> Result<(), StepError> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .step(|| "reset the signal mask".into())?;
     for sig in Signal::iterator() {
@@ -424,20 +742,31 @@ fn prepare_runtime(
             let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigDfl) };
         }
     }
-    // stdio: /dev/null in, the log pipe out and err.
-    // SAFETY: dup2 onto 0, 1 and 2, which this process owns; the sources stay open.
+    Ok(())
+}
+
+fn open_devnull() -> Result<OwnedFd, StepError> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map(OwnedFd::from)
+        .step(|| "open /dev/null".into())
+}
+
+/// The log pipe on stdout and stderr; every descriptor from 3 up closes at exec (the status
+/// pipe, the helper's socket, ...).
+fn place_output(log: &OwnedFd) -> Result<(), StepError> {
+    // SAFETY: dup2 onto 1 and 2, which this process owns; the source stays open.
     let r = unsafe {
         [
-            libc::dup2(devnull.as_raw_fd(), 0),
-            libc::dup2(fds.log.as_raw_fd(), 1),
-            libc::dup2(fds.log.as_raw_fd(), 2),
+            libc::dup2(log.as_raw_fd(), 1),
+            libc::dup2(log.as_raw_fd(), 2),
         ]
     };
     if r.iter().any(|&x| x < 0) {
         return Err(StepError::new("place stdio", Errno::last_raw()));
     }
-    // Everything else closes at exec (the status pipe, the helper's socket, ...); the exec pipe
-    // must stay open until then to report a failing step.
     // SAFETY: marking descriptors close-on-exec does not close anything now.
     unsafe {
         libc::syscall(
@@ -447,12 +776,21 @@ fn prepare_runtime(
             libc::CLOSE_RANGE_CLOEXEC,
         );
     }
-    let _ = fds.exec.as_fd();
+    Ok(())
+}
+
+/// What the runtime gives up before running anything of the function's: its own session, the
+/// limits, every capability, root, new privileges; then Landlock and seccomp.
+fn restrict(
+    uid: u32,
+    gid: u32,
+    nofile: u64,
+    filters: Option<&Filters>,
+    landlock: bool,
+) -> Result<(), StepError> {
     nix::unistd::setsid().step(|| "setsid".into())?;
-    setrlimit(Resource::RLIMIT_NOFILE, req.nofile, req.nofile)
-        .step(|| "limit open files".into())?;
+    setrlimit(Resource::RLIMIT_NOFILE, nofile, nofile).step(|| "limit open files".into())?;
     setrlimit(Resource::RLIMIT_CORE, 0, 0).step(|| "disable core dumps".into())?;
-    chdir(&req.cwd).step(|| format!("chdir {}", req.cwd.display()))?;
     // Capabilities: drop the bounding set while still privileged, then leave root (which
     // clears the permitted and effective sets).
     for cap in 0..=63 {
@@ -462,7 +800,7 @@ fn prepare_runtime(
             break;
         }
     }
-    let (uid, gid) = (Uid::from_raw(req.uid), Gid::from_raw(req.gid));
+    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
     setgroups(&[gid]).step(|| "set groups".into())?;
     setresgid(gid, gid, gid).step(|| "set gid".into())?;
     setresuid(uid, uid, uid).step(|| "set uid".into())?;
@@ -499,25 +837,25 @@ fn restrict_paths() -> Result<(), landlock::RulesetError> {
 }
 
 /// execve the program; returns the failure.
-fn unreachable_exec(req: &SpawnRequest) -> StepError {
+fn exec(program: &Path, args: &[String], env: &[(String, String)]) -> StepError {
     let cstr = |b: &[u8]| std::ffi::CString::new(b.to_vec());
-    let Ok(program) = cstr(req.program.as_os_str().as_bytes()) else {
+    let Ok(path) = cstr(program.as_os_str().as_bytes()) else {
         return StepError::new("exec: program path has a NUL byte", libc::EINVAL);
     };
-    let mut argv = vec![program.clone()];
-    for a in &req.args {
+    let mut argv = vec![path.clone()];
+    for a in args {
         match cstr(a.as_bytes()) {
             Ok(c) => argv.push(c),
             Err(_) => return StepError::new("exec: argument has a NUL byte", libc::EINVAL),
         }
     }
     let mut envp = Vec::new();
-    for (k, v) in &req.env {
+    for (k, v) in env {
         match cstr(format!("{k}={v}").as_bytes()) {
             Ok(c) => envp.push(c),
             Err(_) => return StepError::new("exec: variable has a NUL byte", libc::EINVAL),
         }
     }
-    let e = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
-    StepError::new(format!("exec {}", req.program.display()), e as i32)
+    let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    StepError::new(format!("exec {}", program.display()), e as i32)
 }

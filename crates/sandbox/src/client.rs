@@ -14,7 +14,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use tokio::sync::oneshot;
 
 use crate::helper::SOCKET_ENV;
-use crate::protocol::{self, Reply, SpawnRequest, MAX_MESSAGE};
+use crate::protocol::{self, PrestartRequest, Reply, Request, SpawnRequest, Template, MAX_MESSAGE};
 
 /// How to start the helper: normally the daemon's own executable in helper mode.
 #[derive(Debug, Clone)]
@@ -120,27 +120,76 @@ impl Helper {
         })
     }
 
-    /// Ask the helper to start an environment. Returns the host pid of its init.
+    /// Ask the helper to start an environment (cold).
     pub(crate) async fn spawn(
         &self,
         mut req: SpawnRequest,
         log: OwnedFd,
         status: OwnedFd,
-    ) -> Result<(i32, Option<OwnedFd>), (i32, String)> {
+    ) -> Result<Spawned, (i32, String)> {
+        req.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = req.id;
+        let fds = [log.as_raw_fd(), status.as_raw_fd()];
+        let req = Request::Spawn(req);
+        match self.call(id, &req, &fds, (log, status)).await? {
+            (Reply::Spawned { pid, listener, .. }, mut fds) => Ok(Spawned {
+                pid,
+                listener: listener.and_then(|_| fds.pop()),
+            }),
+            (Reply::Failed { errno, message, .. }, _) => Err((errno, message)),
+            _ => Err((libc::EPROTO, "an answer that does not fit".into())),
+        }
+    }
+
+    /// Ask the helper to pre-start an environment's init.
+    pub(crate) async fn prestart(&self, mut req: PrestartRequest) -> Result<Zygote, (i32, String)> {
+        req.id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = req.id;
+        match self.call(id, &Request::Prestart(req), &[], ()).await? {
+            (Reply::Prestarted { pid, .. }, fds) => match <[OwnedFd; 2]>::try_from(fds) {
+                Ok([sock, pidfd]) => Ok(Zygote { pid, sock, pidfd }),
+                Err(_) => Err((libc::EPROTO, "a pre-started init without its socket".into())),
+            },
+            (Reply::Failed { errno, message, .. }, _) => Err((errno, message)),
+            _ => Err((libc::EPROTO, "an answer that does not fit".into())),
+        }
+    }
+
+    /// Ask the helper to make the mount points of `mounts` in the root template.
+    pub(crate) async fn prepare(
+        &self,
+        template: Template,
+        mounts: Vec<crate::Mount>,
+    ) -> Result<(), (i32, String)> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        req.id = id;
+        let req = Request::Prepare {
+            id,
+            template,
+            mounts,
+        };
+        match self.call(id, &req, &[], ()).await? {
+            (Reply::Prepared { .. }, _) => Ok(()),
+            (Reply::Failed { errno, message, .. }, _) => Err((errno, message)),
+            _ => Err((libc::EPROTO, "an answer that does not fit".into())),
+        }
+    }
+
+    /// Send `req` (with `fds`, closed here with `owned` once sent) and wait for its answer.
+    async fn call<T>(
+        &self,
+        id: u64,
+        req: &Request,
+        fds: &[std::os::fd::RawFd],
+        owned: T,
+    ) -> Result<(Reply, Vec<OwnedFd>), (i32, String)> {
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(id, tx);
         if !self.alive.load(Ordering::Acquire) {
             lock(&self.pending).remove(&id);
             return Err((libc::EPIPE, "the sandbox helper has exited".into()));
         }
-        let sent = protocol::send(
-            self.sock.as_fd(),
-            &req,
-            &[log.as_raw_fd(), status.as_raw_fd()],
-        );
-        drop((log, status));
+        let sent = protocol::send(self.sock.as_fd(), req, fds);
+        drop(owned);
         if let Err(e) = sent {
             lock(&self.pending).remove(&id);
             return Err((
@@ -148,20 +197,12 @@ impl Helper {
                 format!("sending to the sandbox helper: {}", e.desc()),
             ));
         }
-        match rx.await {
-            Ok((Reply::Spawned { pid, listener, .. }, mut fds)) => {
-                Ok((pid, listener.and_then(|_| fds.pop())))
-            }
-            Ok((Reply::Failed { errno, message, .. }, _)) => Err((errno, message)),
-            Ok((Reply::Hello { .. }, _)) | Err(_) => {
-                Err((libc::EPIPE, "the sandbox helper has exited".into()))
-            }
-        }
+        rx.await
+            .map_err(|_| (libc::EPIPE, "the sandbox helper has exited".into()))
     }
-}
 
-impl Drop for Helper {
-    fn drop(&mut self) {
+    /// Stop the helper (and with it every environment it started). Idempotent.
+    pub(crate) fn stop(&self) {
         self.closing.store(true, Ordering::Release);
         let _ = nix::sys::socket::shutdown(self.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
         let mut child = lock(&self.child);
@@ -170,12 +211,41 @@ impl Drop for Helper {
     }
 }
 
+/// A started environment, as the helper reports it.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    /// Its init (host pid).
+    pub(crate) pid: i32,
+    /// The Runtime API listener made inside an isolated network.
+    pub(crate) listener: Option<OwnedFd>,
+}
+
+/// A pre-started init, as the helper reports it.
+#[derive(Debug)]
+pub(crate) struct Zygote {
+    /// Host pid.
+    pub(crate) pid: i32,
+    /// The daemon's end of the socket pair with it.
+    pub(crate) sock: OwnedFd,
+    /// A pidfd for it.
+    pub(crate) pidfd: OwnedFd,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// The reader thread: route each answer to its request, until the helper goes away.
 fn read_replies(sock: &OwnedFd, pending: &Pending, alive: &AtomicBool, closing: &AtomicBool) {
     let mut buf = vec![0u8; MAX_MESSAGE];
     while let Ok(Some((reply, fds))) = protocol::recv::<Reply>(sock.as_fd(), &mut buf) {
         let id = match &reply {
-            Reply::Spawned { id, .. } | Reply::Failed { id, .. } => *id,
+            Reply::Spawned { id, .. }
+            | Reply::Failed { id, .. }
+            | Reply::Prestarted { id, .. }
+            | Reply::Prepared { id } => *id,
             Reply::Hello { .. } => continue,
         };
         if let Some(tx) = lock(pending).remove(&id) {

@@ -7,7 +7,8 @@
 //! (parent-death signal), and every environment's init dies with the helper, which kills the
 //! environment: nothing outlives a killed daemon.
 
-use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use std::time::{Duration, Instant};
@@ -20,7 +21,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::child::{self, ChildFds, StepError};
-use crate::protocol::{self, Reply, SpawnRequest, MAX_MESSAGE};
+use crate::protocol::{
+    self, Mount, PrestartRequest, Reply, Request, SpawnRequest, Template, MAX_MESSAGE,
+};
 use crate::seccomp::Filters;
 
 /// The environment variable naming the helper's socket descriptor.
@@ -90,48 +93,71 @@ pub fn main() -> Result<(), HelperError> {
             ));
         }
     }
-    let own_mounts = namespaces.is_none();
     protocol::send(
         sock.as_fd(),
         &Reply::Hello {
-            namespaces,
+            namespaces: namespaces.clone(),
             landlock_abi,
             seccomp: filters.as_ref().err().map(ToString::to_string),
         },
         &[],
     )?;
-    let filters = filters.ok();
-    // The template's identity: the root, links and system mounts it was built from.
-    let mut template: Option<(std::path::PathBuf, String)> = None;
+    let mut state = State {
+        own_mounts: namespaces.is_none(),
+        filters: filters.ok(),
+        landlock: landlock_abi > 0,
+        template: None,
+        queued: VecDeque::new(),
+        no_prestart: None,
+        probed: false,
+    };
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
+        // Pre-starting waits until no request does: a spawn never queues behind one.
+        let wait = if state.queued.is_empty() { 1000u16 } else { 0 };
         let mut pfd = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut pfd, PollTimeout::from(1000u16)) {
+        match poll(&mut pfd, PollTimeout::from(wait)) {
             Ok(0) | Err(Errno::EINTR) => {
-                reap();
+                if let Some(req) = state.queued.pop_front() {
+                    let (reply, fds) = state.prestart(&req);
+                    let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+                    protocol::send(sock.as_fd(), &reply, &raw)?;
+                }
+                state.reap();
                 continue;
             }
             Ok(_) => {}
             Err(e) => return Err(e.into()),
         }
-        let Some((req, fds)) = protocol::recv::<SpawnRequest>(sock.as_fd(), &mut buf)? else {
+        let Some((req, fds)) = protocol::recv::<Request>(sock.as_fd(), &mut buf)? else {
             // The daemon closed its end: stop.
             return Ok(());
         };
+        let req = match req {
+            Request::Prestart(req) => {
+                state.queued.push_back(req);
+                continue;
+            }
+            Request::Prepare {
+                id,
+                template,
+                mounts,
+            } => {
+                let reply = match state.prepare_root(&template, &mounts) {
+                    Ok(()) => Reply::Prepared { id },
+                    Err(e) => Reply::Failed {
+                        id,
+                        errno: e.errno,
+                        message: e.what,
+                    },
+                };
+                protocol::send(sock.as_fd(), &reply, &[])?;
+                continue;
+            }
+            Request::Spawn(req) => req,
+        };
         let reply = match <[OwnedFd; 2]>::try_from(fds) {
-            Ok(_) if !own_mounts => Reply::Failed {
-                id: req.id,
-                errno: libc::EPERM,
-                message: "the sandbox helper has no mount namespace of its own".into(),
-            },
-            Ok([log, status]) => match prepare_root(&req, &mut template) {
-                Ok(()) => spawn(&req, log, status, filters.as_ref(), landlock_abi > 0),
-                Err(e) => Reply::Failed {
-                    id: req.id,
-                    errno: e.errno,
-                    message: e.what,
-                },
-            },
+            Ok([log, status]) => state.spawn(&req, log, status),
             Err(_) => Reply::Failed {
                 id: req.id,
                 errno: libc::EINVAL,
@@ -150,42 +176,146 @@ pub fn main() -> Result<(), HelperError> {
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         sent?;
-        reap();
+        state.reap();
     }
 }
 
-/// (Re)build the root template when this request's system view differs from the one built,
-/// and make the mount points of the request's own mounts in it.
-fn prepare_root(
-    req: &SpawnRequest,
-    template: &mut Option<(std::path::PathBuf, String)>,
-) -> Result<(), StepError> {
-    let id = (
-        req.root.clone(),
-        format!("{:?}{:?}", req.symlinks, req.system_mounts),
-    );
-    if template.as_ref() != Some(&id) {
-        *template = None;
-        child::build_template(req)?;
-        *template = Some(id);
-    }
-    for m in &req.mounts {
-        let mut at = req.root.clone();
-        at.extend(
-            m.target
-                .components()
-                .filter(|c| matches!(c, std::path::Component::Normal(_))),
-        );
-        child::mount_point(&m.source, &at)?;
-    }
-    Ok(())
+/// What the helper keeps between requests.
+#[derive(Debug)]
+struct State {
+    /// Whether the helper has its own mount namespace (else it starts nothing).
+    own_mounts: bool,
+    filters: Option<Filters>,
+    landlock: bool,
+    /// The root template built, if any.
+    template: Option<Template>,
+    /// `Prestart` requests not done yet (done when no other request waits).
+    queued: VecDeque<PrestartRequest>,
+    /// Why environments cannot be pre-started here, once known.
+    no_prestart: Option<String>,
+    /// Whether detached mounts were tried.
+    probed: bool,
 }
 
-/// Reap exited environments' init processes (their status went through the status pipe).
-fn reap() {
-    while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
-        if s == WaitStatus::StillAlive {
-            break;
+impl State {
+    /// Start one environment cold.
+    fn spawn(&mut self, req: &SpawnRequest, log: OwnedFd, status: OwnedFd) -> Reply {
+        let failed = |errno: i32, message: String| Reply::Failed {
+            id: req.id,
+            errno,
+            message,
+        };
+        if !self.own_mounts {
+            return failed(
+                libc::EPERM,
+                "the sandbox helper has no mount namespace of its own".into(),
+            );
+        }
+        if let Err(e) = self.prepare_root(&req.template, &req.mounts) {
+            return failed(e.errno, e.what);
+        }
+        spawn(req, log, status, self.filters.as_ref(), self.landlock)
+    }
+
+    /// (Re)build the root template when `template` differs from the one built, and make the
+    /// mount points of `mounts` in it. The template's tmpfs is shared with every environment's
+    /// copy of it, so a mount point made here also shows up in pre-started ones.
+    fn prepare_root(&mut self, template: &Template, mounts: &[Mount]) -> Result<(), StepError> {
+        if self.template.as_ref() != Some(template) {
+            // (A sandbox has one template: pre-started inits, which hold a copy of the one they
+            // were made from, never see another.)
+            self.template = None;
+            child::build_template(template)?;
+            self.template = Some(template.clone());
+        }
+        for m in mounts {
+            let mut at = template.root.clone();
+            at.extend(
+                m.target
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_))),
+            );
+            child::mount_point(&m.source, &at)?;
+        }
+        Ok(())
+    }
+
+    /// Pre-start an environment's init for `req`. The reply carries the daemon's end of its
+    /// socket and a pidfd for it.
+    fn prestart(&mut self, req: &PrestartRequest) -> (Reply, Vec<OwnedFd>) {
+        let failed = |errno: i32, message: String| {
+            (
+                Reply::Failed {
+                    id: req.id,
+                    errno,
+                    message,
+                },
+                vec![],
+            )
+        };
+        if !self.own_mounts {
+            return failed(
+                libc::EPERM,
+                "the sandbox helper has no mount namespace of its own".into(),
+            );
+        }
+        if let Err(e) = self.prepare_root(&req.template, &[]) {
+            return failed(e.errno, e.what);
+        }
+        if !self.probed {
+            self.probed = true;
+            // A pre-started environment gets its mounts as detached trees (Linux 5.12+).
+            let probe = req.template.root.join("var/task");
+            if let Err(e) = child::detached_bind(&probe, false) {
+                self.no_prestart = Some(format!(
+                    "no detached mounts (open_tree, mount_setattr) in this kernel: {}",
+                    e.desc()
+                ));
+            }
+        }
+        if let Some(why) = &self.no_prestart {
+            return failed(libc::ENOTSUP, why.clone());
+        }
+        let (ours, theirs) = match socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        ) {
+            Ok(pair) => pair,
+            Err(e) => return failed(e as i32, format!("socketpair: {}", e.desc())),
+        };
+        match clone_process(NAMESPACES) {
+            Ok(None) => {
+                drop(ours);
+                child::zygote(req, theirs, self.filters.as_ref(), self.landlock)
+            }
+            Ok(Some(pid)) => {
+                drop(theirs);
+                // Not reaped before this (only this process reaps it): the pid is still its.
+                let Some(pidfd) = crate::pidfd_open(pid.as_raw()) else {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+                    return failed(libc::ENOSYS, "pidfd_open".into());
+                };
+                (
+                    Reply::Prestarted {
+                        id: req.id,
+                        pid: pid.as_raw(),
+                    },
+                    vec![ours, pidfd],
+                )
+            }
+            Err(e) => failed(e as i32, format!("clone: {}", e.desc())),
+        }
+    }
+
+    /// Reap exited environments' init processes (their status went through the status pipe).
+    fn reap(&mut self) {
+        while let Ok(s) = waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            if s == WaitStatus::StillAlive {
+                break;
+            }
         }
     }
 }
@@ -292,8 +422,54 @@ fn spawn(
         Err(e) => return failed(e as i32, format!("clone: {}", e.desc())),
     };
     drop((log, status, exec_w));
-    // The exec pipe reaches end of file when the program runs (close-on-exec); a failing step
-    // writes its description first.
+    let kill = || {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+    };
+    match wait_exec(&exec_r) {
+        Ok(()) => {}
+        Err(Failure::Step(e)) => {
+            kill();
+            return failed(e.errno, e.what);
+        }
+        Err(Failure::Os(errno, message)) => {
+            kill();
+            return failed(errno, message);
+        }
+    }
+    let mut listener = None;
+    if let Some((ours, theirs)) = back {
+        drop(theirs);
+        let mut buf = [0u8; 64];
+        match protocol::recv::<u8>(ours.as_fd(), &mut buf) {
+            Ok(Some((_, mut fds))) if !fds.is_empty() => listener = fds.pop(),
+            _ => {
+                kill();
+                return failed(
+                    libc::EIO,
+                    "no Runtime API listener from the environment".into(),
+                );
+            }
+        }
+    }
+    Reply::Spawned {
+        id: req.id,
+        pid: pid.as_raw(),
+        listener: listener.map(IntoRawFd::into_raw_fd),
+    }
+}
+
+/// Why a program did not start.
+enum Failure {
+    /// A step of the environment failed (reported on the exec pipe).
+    Step(StepError),
+    /// Waiting for it failed, or it took too long.
+    Os(i32, String),
+}
+
+/// Wait until the program runs: the exec pipe reaches end of file when it does (close-on-exec);
+/// a failing step writes its description first.
+fn wait_exec(exec_r: &OwnedFd) -> Result<(), Failure> {
     let mut report = Vec::new();
     let deadline = Instant::now() + SPAWN_TIMEOUT;
     loop {
@@ -302,15 +478,13 @@ fn spawn(
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
         match poll(&mut pfd, PollTimeout::from(ms)) {
             Ok(0) => {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                let _ = waitpid(pid, None);
-                return failed(
+                return Err(Failure::Os(
                     libc::ETIMEDOUT,
                     "the environment did not start in time".into(),
-                );
+                ))
             }
             Err(Errno::EINTR) => continue,
-            Err(e) => return failed(e as i32, format!("poll: {}", e.desc())),
+            Err(e) => return Err(Failure::Os(e as i32, format!("poll: {}", e.desc()))),
             Ok(_) => {}
         }
         let mut chunk = [0u8; 4096];
@@ -318,34 +492,12 @@ fn spawn(
             Ok(0) => break,
             Ok(n) => report.extend_from_slice(&chunk[..n]),
             Err(Errno::EINTR) => continue,
-            Err(e) => return failed(e as i32, format!("read: {}", e.desc())),
+            Err(e) => return Err(Failure::Os(e as i32, format!("read: {}", e.desc()))),
         }
     }
     if report.is_empty() {
-        let mut listener = None;
-        if let Some((ours, theirs)) = back {
-            drop(theirs);
-            let mut buf = [0u8; 64];
-            match protocol::recv::<u8>(ours.as_fd(), &mut buf) {
-                Ok(Some((_, mut fds))) if !fds.is_empty() => listener = fds.pop(),
-                _ => {
-                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                    let _ = waitpid(pid, None);
-                    return failed(
-                        libc::EIO,
-                        "no Runtime API listener from the environment".into(),
-                    );
-                }
-            }
-        }
-        return Reply::Spawned {
-            id: req.id,
-            pid: pid.as_raw(),
-            listener: listener.map(IntoRawFd::into_raw_fd),
-        };
+        Ok(())
+    } else {
+        Err(Failure::Step(StepError::decode(&report)))
     }
-    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-    let _ = waitpid(pid, None);
-    let (errno, message) = StepError::decode(&report);
-    failed(errno, message)
 }

@@ -31,11 +31,11 @@ mod seccomp;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{killpg, Signal};
@@ -236,18 +236,57 @@ pub struct Sandbox {
     /// The strongest level this host offers.
     available: Isolation,
     reason: String,
-    helper: Option<client::Helper>,
+    helper: Option<Arc<client::Helper>>,
     cgroups: Option<Arc<Cgroups>>,
-    /// Cgroups made ahead of time (making one is the slowest part of a spawn).
+    /// Cgroups made ahead of time (making one is the slowest part of a cold spawn).
     spare: Arc<Mutex<Vec<EnvCgroup>>>,
     refilling: Arc<AtomicBool>,
-    root_dir: PathBuf,
-    system_mounts: Vec<Mount>,
-    symlinks: Vec<(PathBuf, PathBuf)>,
+    /// Environments' inits started ahead of time.
+    prestarted: Arc<Prestarted>,
+    /// The system part of every root.
+    template: protocol::Template,
+    /// Mount targets whose mount points the template has.
+    prepared: Mutex<std::collections::HashSet<PathBuf>>,
     warnings: Vec<String>,
 }
 
 static NEXT_ENV: AtomicU64 = AtomicU64::new(1);
+
+/// How many environments' inits the helper keeps started ahead of time.
+const PRESTARTED: usize = 2;
+
+/// The `/tmp` size a pre-started environment mounts (Lambda's default `EphemeralStorage`); a
+/// spawn that asks for another resizes it.
+const PRESTARTED_TMP_MB: u64 = 512;
+
+/// The limits a pre-started environment's cgroup is made with: Lambda's default `MemorySize`,
+/// and no CPU quota (as during any init). A spawn writes only those that differ.
+const PRESTARTED_LIMITS: Limits = Limits {
+    memory_mb: 128,
+    cpu_millis: 0,
+};
+
+/// A cgroup for the cgroup maker to make, and where the result goes.
+type CgroupJob = (
+    String,
+    tokio::sync::oneshot::Sender<std::io::Result<EnvCgroup>>,
+);
+
+/// Environments' inits started ahead of time by the helper, each in a cgroup of its own (see
+/// [`Sandbox::spawn`]).
+#[derive(Debug, Default)]
+struct Prestarted {
+    /// Ready ones, oldest first.
+    ready: Mutex<std::collections::VecDeque<Ready>>,
+    /// How many are being made.
+    making: AtomicUsize,
+    /// Why no more are made (the helper cannot), once known.
+    off: Mutex<Option<String>>,
+    /// The sandbox is gone: whatever is made from now on is removed at once.
+    closed: AtomicBool,
+    /// The thread that makes their cgroups, at idle priority (started with the first).
+    maker: std::sync::OnceLock<std::sync::mpsc::Sender<CgroupJob>>,
+}
 
 impl Sandbox {
     /// Plain child processes only.
@@ -260,9 +299,13 @@ impl Sandbox {
             cgroups: None,
             spare: Arc::default(),
             refilling: Arc::default(),
-            root_dir: PathBuf::new(),
-            system_mounts: vec![],
-            symlinks: vec![],
+            prestarted: Arc::default(),
+            template: protocol::Template {
+                root: PathBuf::new(),
+                symlinks: vec![],
+                system_mounts: vec![],
+            },
+            prepared: Mutex::default(),
             warnings: vec![],
         }
     }
@@ -322,19 +365,32 @@ impl Sandbox {
         cgroup::remove_stale(&cgroups);
         warnings.extend(cgroups.warnings().iter().cloned());
         let (system_mounts, symlinks) = system_view(&etc);
-        Sandbox {
+        let sandbox = Sandbox {
             isolation: Isolation::Namespace,
             available: Isolation::Namespace,
             reason: "mount, pid, ipc and uts namespaces available".into(),
-            helper: Some(helper),
+            helper: Some(Arc::new(helper)),
             cgroups: Some(Arc::new(cgroups)),
             spare: Arc::default(),
             refilling: Arc::default(),
-            root_dir,
-            system_mounts,
-            symlinks,
+            prestarted: Arc::default(),
+            template: protocol::Template {
+                root: root_dir,
+                symlinks,
+                system_mounts,
+            },
+            // The template's own (`child::build_template`).
+            prepared: Mutex::new(
+                ["/var/task", "/var/runtime", "/opt"]
+                    .into_iter()
+                    .map(PathBuf::from)
+                    .collect(),
+            ),
             warnings,
-        }
+        };
+        // Inside an async runtime (the daemon), the first environments start pre-started too.
+        sandbox.prestart();
+        sandbox
     }
 
     /// The level environments get unless a function asks for a stricter one.
@@ -361,6 +417,14 @@ impl Sandbox {
             out.push(match h.hello.landlock_abi {
                 n if n > 0 => format!("landlock: ABI {n}"),
                 _ => "landlock: not available in this kernel".into(),
+            });
+        }
+        if self.helper.is_some() {
+            out.push(match &*lock(&self.prestarted.off) {
+                None => format!(
+                    "pre-started: {PRESTARTED} environments' inits kept ready (host network)"
+                ),
+                Some(why) => format!("pre-started: none ({why})"),
             });
         }
         if let Some(cg) = &self.cgroups {
@@ -396,29 +460,60 @@ impl Sandbox {
                 reason: self.reason.clone(),
             });
         };
-        let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
         let limits = Limits {
             memory_mb: spec.memory_mb,
             cpu_millis: spec.cpu_millis,
         };
-        let cgroup = self.take_cgroup(cgroups, &name, &limits).map_err(other)?;
+        // A pre-started init where there is one (not for an isolated network, which needs a
+        // namespace of its own); else, or should it fail for a reason of its own, a cold start
+        // (in the cgroup the pre-started one was in).
+        let taken = match spec.network {
+            Network::Host => self.take_prestarted(&limits),
+            Network::None => None,
+        };
+        let result = match taken {
+            Some(ready) => match self.take(ready, spec, helper).await {
+                Taken::Started(result) => *result,
+                Taken::Cold(cgroup, why) => {
+                    tracing::debug!(reason = %why, "a pre-started environment was not used");
+                    self.spawn_cold(spec, helper, cgroup).await
+                }
+            },
+            None => {
+                let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
+                match self.take_cgroup(cgroups, &name, &limits) {
+                    Ok(cgroup) => self.spawn_cold(spec, helper, cgroup).await,
+                    Err(e) => Err(other(e)),
+                }
+            }
+        };
+        // Refill after the answer (also when none was ready, or one had to be discarded); the
+        // helper makes new ones once no request waits.
+        self.prestart();
+        result
+    }
+
+    /// Start `spec` cold: the helper clones its init, which joins `cgroup` (limits set).
+    async fn spawn_cold(
+        &self,
+        spec: &SandboxSpec,
+        helper: &client::Helper,
+        cgroup: EnvCgroup,
+    ) -> Result<(Process, LogPipe), SpawnError> {
+        let other = |source| SpawnError::Other {
+            program: spec.program.clone(),
+            source,
+        };
         let mut guard = CgroupGuard(Some(cgroup));
         let (log_r, log_w) = std::io::pipe().map_err(other)?;
         let (status_r, status_w) = std::io::pipe().map_err(other)?;
-
         let req = protocol::SpawnRequest {
             id: 0,
             program: spec.program.clone(),
-            args: spec
-                .args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect(),
+            args: args_of(spec),
             env: spec.env.clone(),
             cwd: spec.cwd.clone(),
-            root: self.root_dir.clone(),
-            symlinks: self.symlinks.clone(),
-            system_mounts: self.system_mounts.clone(),
+            template: self.template.clone(),
             mounts: spec.mounts.clone(),
             tmp_mb: spec.tmp_mb,
             cgroup_procs: guard.0.as_ref().map_or(vec![], EnvCgroup::procs_files),
@@ -429,21 +524,13 @@ impl Sandbox {
             runtime_api: ISOLATED_RUNTIME_API,
             nofile: NOFILE_MAX,
         };
-        let (pid, listener) = helper
+        let spawned = helper
             .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w))
             .await
-            .map_err(|(errno, message)| match errno {
-                libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
-                    program: spec.program.clone(),
-                },
-                libc::EACCES if message.starts_with("exec ") => SpawnError::PermissionDenied {
-                    program: spec.program.clone(),
-                },
-                _ => other(std::io::Error::new(
-                    std::io::Error::from_raw_os_error(errno).kind(),
-                    message,
-                )),
-            })?;
+            .map_err(|(errno, message)| spawn_error(spec, errno, message))?;
+        // The helper made their mount points.
+        lock(&self.prepared).extend(spec.mounts.iter().map(|m| m.target.clone()));
+        let pid = spawned.pid;
         let pidfd = pidfd_open(pid);
         let status = pipe::Receiver::from_owned_fd(OwnedFd::from(status_r)).map_err(other)?;
         let log = pipe::Receiver::from_owned_fd(OwnedFd::from(log_r)).map_err(other)?;
@@ -453,14 +540,319 @@ impl Sandbox {
                 cgroup: guard.0.take(),
                 frozen: false,
                 exit: None,
-                runtime_api: listener.map(std::net::TcpListener::from),
+                runtime_api: spawned.listener.map(std::net::TcpListener::from),
+                prestarted: false,
             },
             log,
         ))
     }
+
+    /// Start `spec` in a pre-started init: hand it the function's mounts (detached copies made
+    /// here with `open_tree`), the program and the pipes, and wait until the program runs.
+    async fn take(&self, ready: Ready, spec: &SandboxSpec, helper: &client::Helper) -> Taken {
+        let other = |source| SpawnError::Other {
+            program: spec.program.clone(),
+            source,
+        };
+        if spec.mounts.len() + 3 > protocol::MAX_FDS {
+            return ready.cold("too many mounts for one message".into()).await;
+        }
+        // Mount points are made in the helper's root template (the pre-started root is
+        // read-only); most are made once, for the first environment that needs them.
+        let missing: Vec<Mount> = {
+            let prepared = lock(&self.prepared);
+            spec.mounts
+                .iter()
+                .filter(|m| !prepared.contains(&m.target))
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let targets: Vec<PathBuf> = missing.iter().map(|m| m.target.clone()).collect();
+            if let Err((_, why)) = helper.prepare(self.template.clone(), missing).await {
+                return ready.cold(why).await;
+            }
+            lock(&self.prepared).extend(targets);
+        }
+        let mut trees = Vec::with_capacity(spec.mounts.len());
+        for m in &spec.mounts {
+            match child::detached_bind(&m.source, m.writable) {
+                Ok(tree) => trees.push(tree),
+                Err(e) => {
+                    let why = format!("open_tree {}: {}", m.source.display(), e.desc());
+                    return ready.cold(why).await;
+                }
+            }
+        }
+        let pipes = std::io::pipe().and_then(|log| {
+            let status = std::io::pipe()?;
+            let exec = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+            Ok((log, status, exec))
+        });
+        let ((log_r, log_w), (status_r, status_w), (exec_r, exec_w)) = match pipes {
+            Ok(p) => p,
+            Err(e) => return Taken::started(Err(other(e))),
+        };
+        let take = protocol::Take {
+            program: spec.program.clone(),
+            args: args_of(spec),
+            env: spec.env.clone(),
+            cwd: spec.cwd.clone(),
+            targets: spec.mounts.iter().map(|m| m.target.clone()).collect(),
+            tmp_mb: spec.tmp_mb,
+        };
+        let mut fds = vec![log_w.as_raw_fd(), status_w.as_raw_fd(), exec_w.as_raw_fd()];
+        fds.extend(trees.iter().map(AsRawFd::as_raw_fd));
+        if let Err(e) = protocol::send(ready.sock.as_fd(), &take, &fds) {
+            // It is gone; if it could not get ready, it said why, and the next ones would not
+            // either.
+            let why = match readiness_failure(&ready.sock) {
+                Some(why) => {
+                    self.prestarted
+                        .turn_off(format!("a pre-started environment failed: {why}"));
+                    why
+                }
+                None => format!("the pre-started init is gone: {}", e.desc()),
+            };
+            return ready.cold(why).await;
+        }
+        drop((log_w, status_w, exec_w, trees));
+        // The exec pipe reaches end of file when the program runs (close-on-exec); a failing
+        // step writes its description first.
+        let mut report = Vec::new();
+        let read = async {
+            let mut exec = pipe::Receiver::from_owned_fd(exec_r)?;
+            exec.read_to_end(&mut report).await
+        };
+        match tokio::time::timeout(SPAWN_TIMEOUT, read).await {
+            Ok(Ok(_)) if report.is_empty() => {}
+            Ok(Ok(_)) => {
+                let e = child::StepError::decode(&report);
+                if e.retry {
+                    return ready.cold(e.what).await;
+                }
+                ready.kill();
+                return Taken::started(Err(spawn_error(spec, e.errno, e.what)));
+            }
+            Ok(Err(e)) => {
+                ready.kill();
+                return Taken::started(Err(other(e)));
+            }
+            Err(_) => {
+                ready.kill();
+                return Taken::started(Err(other(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the environment did not start in time",
+                ))));
+            }
+        }
+        let status = pipe::Receiver::from_owned_fd(OwnedFd::from(status_r));
+        let log = pipe::Receiver::from_owned_fd(OwnedFd::from(log_r));
+        let (status, log) = match (status, log) {
+            (Ok(s), Ok(l)) => (s, l),
+            (Err(e), _) | (_, Err(e)) => {
+                ready.kill();
+                return Taken::started(Err(other(e)));
+            }
+        };
+        let Ready {
+            pid, pidfd, cgroup, ..
+        } = ready;
+        Taken::started(Ok((
+            Process {
+                kind: Kind::Namespace {
+                    pid,
+                    pidfd: Some(pidfd),
+                    status,
+                },
+                cgroup: Some(cgroup),
+                frozen: false,
+                exit: None,
+                runtime_api: None,
+                prestarted: true,
+            },
+            log,
+        )))
+    }
+}
+
+/// How long a spawn may take before it is given up.
+const SPAWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A pre-started init, ready to be taken.
+#[derive(Debug)]
+struct Ready {
+    /// Host pid.
+    pid: i32,
+    /// The daemon's end of the socket pair with it.
+    sock: OwnedFd,
+    pidfd: OwnedFd,
+    /// The cgroup it is in (the environment's).
+    cgroup: EnvCgroup,
+}
+
+/// How taking a pre-started init went.
+enum Taken {
+    /// The environment started, or failed as it would have cold.
+    Started(Box<Result<(Process, LogPipe), SpawnError>>),
+    /// It failed for a reason of its own (why): start cold, in this cgroup.
+    Cold(EnvCgroup, String),
+}
+
+impl Taken {
+    fn started(result: Result<(Process, LogPipe), SpawnError>) -> Taken {
+        Taken::Started(Box::new(result))
+    }
+}
+
+impl Ready {
+    /// SIGKILL it (and with it its pid namespace).
+    fn kill(&self) {
+        pidfd_kill(&self.pidfd);
+    }
+
+    /// Whether it has exited.
+    fn exited(&self) -> bool {
+        let mut pfd = [nix::poll::PollFd::new(
+            self.pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        matches!(nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+    }
+
+    /// Kill it, wait until it (and so its whole pid namespace) is gone, and hand back its
+    /// cgroup for a cold start.
+    async fn cold(self, why: String) -> Taken {
+        self.kill();
+        let wait = async {
+            // SAFETY: an OwnedFd's descriptor stays open, and the same, until it is dropped,
+            // which the AsyncFd does.
+            let fd = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    self.pidfd,
+                    tokio::io::Interest::READABLE,
+                )
+            }?;
+            let _ = fd.readable().await?;
+            Ok::<_, std::io::Error>(())
+        };
+        if !matches!(tokio::time::timeout(SPAWN_TIMEOUT, wait).await, Ok(Ok(()))) {
+            tracing::warn!(
+                pid = self.pid,
+                "a killed pre-started environment did not exit"
+            );
+        }
+        Taken::Cold(self.cgroup, why)
+    }
+}
+
+/// The failure a pre-started init reported on `sock` before it died, if any.
+fn readiness_failure(sock: &OwnedFd) -> Option<String> {
+    let mut buf = [0u8; 4096];
+    match protocol::recv_bytes(
+        sock.as_fd(),
+        &mut buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    ) {
+        Ok((n, _)) if n > 0 => Some(child::StepError::decode(&buf[..n]).what),
+        _ => None,
+    }
+}
+
+/// The arguments of `spec`'s program, as strings.
+fn args_of(spec: &SandboxSpec) -> Vec<String> {
+    spec.args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The error for a failed step (`errno`, description) of starting `spec`.
+fn spawn_error(spec: &SandboxSpec, errno: i32, message: String) -> SpawnError {
+    match errno {
+        libc::ENOENT if message.starts_with("exec ") => SpawnError::NotFound {
+            program: spec.program.clone(),
+        },
+        libc::EACCES if message.starts_with("exec ") => SpawnError::PermissionDenied {
+            program: spec.program.clone(),
+        },
+        _ => SpawnError::Other {
+            program: spec.program.clone(),
+            source: std::io::Error::new(std::io::Error::from_raw_os_error(errno).kind(), message),
+        },
+    }
+}
+
+/// SIGKILL the process `pidfd` refers to.
+fn pidfd_kill(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo and no flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        );
+    }
 }
 
 impl Sandbox {
+    /// A ready pre-started init, with `limits` set on its cgroup.
+    fn take_prestarted(&self, limits: &Limits) -> Option<Ready> {
+        loop {
+            let ready = lock(&self.prestarted.ready).pop_front()?;
+            if ready.exited() {
+                ready.kill();
+                discard(ready.cgroup);
+                continue;
+            }
+            // Made with default limits: set the function's.
+            match ready.cgroup.apply(limits) {
+                Ok(()) => return Some(ready),
+                Err(e) => {
+                    tracing::warn!(error = %e, "setting a pre-started environment's limits");
+                    ready.kill();
+                    discard(ready.cgroup);
+                }
+            }
+        }
+    }
+
+    /// Have the helper pre-start inits until [`PRESTARTED`] are ready or on their way. Needs an
+    /// async runtime (does nothing without one, as in `lamina doctor`).
+    fn prestart(&self) {
+        let (Some(helper), Some(cgroups)) = (&self.helper, &self.cgroups) else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let pool = &self.prestarted;
+        loop {
+            {
+                let ready = lock(&pool.ready);
+                if lock(&pool.off).is_some()
+                    || pool.closed.load(Ordering::Acquire)
+                    || ready.len() + pool.making.load(Ordering::Acquire) >= PRESTARTED
+                {
+                    return;
+                }
+                pool.making.fetch_add(1, Ordering::AcqRel);
+            }
+            let (helper, cgroups, pool, template) = (
+                helper.clone(),
+                cgroups.clone(),
+                pool.clone(),
+                self.template.clone(),
+            );
+            handle.spawn(async move {
+                pool.make_one(&helper, cgroups, template).await;
+                pool.making.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+    }
+
     /// A cgroup with `limits`: a spare one if there is one, else a new one; spares are made
     /// again in the background.
     fn take_cgroup(
@@ -508,6 +900,20 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // Pre-started inits die with the helper; their cgroups go once empty.
+        self.prestarted.closed.store(true, Ordering::Release);
+        if let Some(helper) = &self.helper {
+            helper.stop();
+        }
+        let ready: Vec<Ready> = lock(&self.prestarted.ready).drain(..).collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        for ready in ready {
+            ready.kill();
+            let mut cg = ready.cgroup;
+            while !cg.remove() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
         for mut cg in self
             .spare
             .lock()
@@ -520,6 +926,131 @@ impl Drop for Sandbox {
             cg.remove_base();
         }
     }
+}
+
+impl Prestarted {
+    /// Make a cgroup and have the helper pre-start an init in it.
+    async fn make_one(
+        &self,
+        helper: &client::Helper,
+        cgroups: Arc<Cgroups>,
+        template: protocol::Template,
+    ) {
+        let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let maker = self.maker.get_or_init(|| cgroup_maker(cgroups));
+        if maker.send((name, tx)).is_err() {
+            return;
+        }
+        let cgroup = match rx.await {
+            Ok(Ok(cg)) => cg,
+            _ => return,
+        };
+        let req = protocol::PrestartRequest {
+            id: 0,
+            template,
+            cgroup_procs: cgroup.procs_files(),
+            tmp_mb: PRESTARTED_TMP_MB,
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            hostname: "localhost".into(),
+            nofile: NOFILE_MAX,
+        };
+        match helper.prestart(req).await {
+            Ok(zygote) => {
+                let ready = Ready {
+                    pid: zygote.pid,
+                    sock: zygote.sock,
+                    pidfd: zygote.pidfd,
+                    cgroup,
+                };
+                let mut list = lock(&self.ready);
+                if self.closed.load(Ordering::Acquire) {
+                    drop(list);
+                    ready.kill();
+                    discard(ready.cgroup);
+                } else {
+                    list.push_back(ready);
+                }
+            }
+            Err((_, why)) => {
+                discard(cgroup);
+                if !self.closed.load(Ordering::Acquire) {
+                    self.turn_off(why);
+                }
+            }
+        }
+    }
+
+    /// Make no more (the helper cannot): say why, once.
+    fn turn_off(&self, why: String) {
+        let mut off = lock(&self.off);
+        if off.is_none() {
+            tracing::warn!(
+                reason = %why,
+                "environments are not pre-started; every one starts cold"
+            );
+            *off = Some(why);
+        }
+    }
+}
+
+/// Start the thread that makes pre-started environments' cgroups (with [`PRESTARTED_LIMITS`]):
+/// like getting the environments ready, it runs only on CPU time nothing else wants, so that
+/// refilling does not slow down the start that emptied the pool. It ends with the sandbox.
+fn cgroup_maker(cgroups: Arc<Cgroups>) -> std::sync::mpsc::Sender<CgroupJob> {
+    let (tx, rx) = std::sync::mpsc::channel::<CgroupJob>();
+    let spawned = std::thread::Builder::new()
+        .name("lamina-cgroups".into())
+        .spawn(move || {
+            child::set_idle(0, true);
+            for (name, reply) in rx {
+                let made = cgroups
+                    .make(&name)
+                    .and_then(|cg| match cg.apply(&PRESTARTED_LIMITS) {
+                        Ok(()) => Ok(cg),
+                        Err(e) => {
+                            remove_when_empty(cg);
+                            Err(e)
+                        }
+                    });
+                let _ = reply.send(made);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread that makes cgroups");
+    }
+    tx
+}
+
+/// Kill whatever runs in `cgroup` (a pre-started init that is not wanted), then remove it once
+/// empty, in the background where there is an async runtime.
+fn discard(cgroup: EnvCgroup) {
+    cgroup.kill_all();
+    remove_when_empty(cgroup);
+}
+
+/// Remove `cgroup` once the kernel has finished killing its processes (in the background
+/// where there is an async runtime).
+fn remove_when_empty(mut cgroup: EnvCgroup) {
+    let mut cleanup = move || {
+        for _ in 0..200 {
+            if cgroup.remove() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) => {
+            h.spawn_blocking(cleanup);
+        }
+        Err(_) => cleanup(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Removes an environment's cgroup if the spawn fails half-way.
@@ -698,6 +1229,7 @@ fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
             frozen: false,
             exit: None,
             runtime_api: None,
+            prestarted: false,
         },
         pipe,
     ))
@@ -711,6 +1243,8 @@ pub struct Process {
     frozen: bool,
     exit: Option<Exit>,
     runtime_api: Option<std::net::TcpListener>,
+    /// Started from a pre-started init.
+    prestarted: bool,
 }
 
 #[derive(Debug)]
@@ -988,27 +1522,18 @@ impl Process {
     pub fn cgroup(&self) -> Option<&EnvCgroup> {
         self.cgroup.as_ref()
     }
+
+    /// Whether it was started from an init the helper had started ahead of time.
+    pub fn prestarted(&self) -> bool {
+        self.prestarted
+    }
 }
 
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
-        if let Some(mut cg) = self.cgroup.take() {
-            // The cgroup can go once the kernel has finished killing its processes.
-            let mut cleanup = move || {
-                for _ in 0..200 {
-                    if cg.remove() {
-                        return;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => {
-                    h.spawn_blocking(cleanup);
-                }
-                Err(_) => cleanup(),
-            }
+        if let Some(cg) = self.cgroup.take() {
+            remove_when_empty(cg);
         }
     }
 }

@@ -121,10 +121,20 @@ async fn own_pid_namespace_and_whole_tree_killed() {
         .await
         .expect("every process holding the log pipe is gone")
         .unwrap();
-    if let Some(files) = cg_procs {
-        for f in files {
+    // A killed process closes its files before it leaves its cgroups: wait for that too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for f in cg_procs.unwrap_or_default() {
+        loop {
             let left = std::fs::read_to_string(&f).unwrap_or_default();
-            assert!(left.trim().is_empty(), "{} still has {left}", f.display());
+            if left.trim().is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} still has {left}",
+                f.display()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
