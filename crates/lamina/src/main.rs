@@ -8,11 +8,6 @@
 //!
 //! This crate only wires the others together: config → store → pool → invoker → API.
 
-/// mimalloc instead of glibc's malloc: allocation and freeing were a fifth of lamina's
-/// instructions per warm invoke (callgrind), and mimalloc's small-object paths are shorter.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
