@@ -12,6 +12,12 @@
 //!   `no_new_privs`, Landlock where the kernel has it and a seccomp filter; memory, CPU and
 //!   process limits through cgroups, which also freeze idle environments. Environments are
 //!   started by a single-threaded helper process ([`helper`]), never by forking the daemon.
+//!   The helper keeps a few environments pre-started (host network only): cloned, in their
+//!   cgroups, with `/tmp` and `/proc` mounted, pivoted into the read-only root, and their
+//!   runtime process forked, unprivileged and under Landlock and seccomp. A spawn takes one:
+//!   the daemon attaches detached copies of the function's mounts (`open_tree`) and hands over
+//!   the program, its environment and the pipes; the runtime only execs. Without one ready (or
+//!   for an isolated network) an environment starts cold, as before.
 //! - **`process`**: a plain child process in its own process group with a scrubbed
 //!   environment, for hosts without namespaces.
 //!
