@@ -270,3 +270,62 @@ async fn isolated_network_has_only_loopback() {
     assert_eq!(out, "lo\nfrom-host\n");
     assert!(server.join().unwrap().starts_with("GET /next HTTP/1.1"));
 }
+
+/// Spawn `script` until an environment comes from a pre-started init (they are made in the
+/// background after the sandbox starts and after each spawn), within a deadline.
+async fn prestarted_output(script: &str, sandbox: &Sandbox, code: &Path) -> (Exit, String) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (mut p, mut pipe) = sandbox.spawn(&sh(script, code)).await.unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut out))
+            .await
+            .expect("the environment finished")
+            .unwrap();
+        let exit = p.wait().await;
+        if p.prestarted() {
+            return (exit, out);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no spawn was served by a pre-started environment"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn prestarted_environments_are_as_isolated_and_see_their_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("hello.txt"), "another package\n").unwrap();
+    let script = "id -u; cat /var/task/hello.txt; \
+        touch /var/task/x 2>/dev/null && echo WROTE-TASK; \
+        touch /usr/x 2>/dev/null && echo WROTE-USR; \
+        cat /etc/shadow 2>/dev/null && echo READ-SHADOW; \
+        grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
+        ls /proc | grep -c '^[0-9]'";
+    for (code, content) in [(&code, "from the package"), (&other, "another package")] {
+        let (exit, out) = prestarted_output(script, &sb, code).await;
+        assert_eq!(exit, Exit::Code(0), "{out}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "993", "unprivileged user: {out}");
+        assert_eq!(lines[1], content, "its own /var/task: {out}");
+        assert!(
+            !out.contains("WROTE") && !out.contains("READ-SHADOW"),
+            "{out}"
+        );
+        assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+        assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+        assert!(out.contains("Seccomp:\t2"), "{out}");
+    }
+    // An isolated network needs a network namespace of its own: such a spawn starts cold.
+    let mut spec = sh("echo cold", &code);
+    spec.network = Network::None;
+    let (mut p, _pipe) = sb.spawn(&spec).await.unwrap();
+    assert!(!p.prestarted(), "network none is never pre-started");
+    p.wait().await;
+}
