@@ -186,9 +186,6 @@ pub(crate) fn zygote(
     filters: Option<&Filters>,
     landlock: bool,
 ) -> ! {
-    // Getting ready uses only CPU time nothing else wants: it must not slow down the
-    // environment whose start made the helper pre-start this one. (The runtime inherits it.)
-    set_idle(0, true);
     // Nothing of the helper's (its socket to the daemon, other inits' sockets) stays here;
     // 0, 1 and 2 stay open so that no descriptor made later takes their numbers.
     close_all_but_stdio_and(sock.as_raw_fd());
@@ -214,25 +211,8 @@ pub(crate) fn zygote(
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(theirs);
-            // Waiting, and then taken, at the usual priority.
-            set_idle(0, false);
             taken(req, sock, ours, child)
         }
-    }
-}
-
-/// Run process `pid` (0: this one) under `SCHED_IDLE` (only when no other task wants the CPU)
-/// or back under the normal policy. Best effort: a failure only costs speed.
-pub(crate) fn set_idle(pid: i32, idle: bool) {
-    let policy = if idle {
-        libc::SCHED_IDLE
-    } else {
-        libc::SCHED_OTHER
-    };
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler reads `param`, which lives across the call.
-    unsafe {
-        libc::sched_setscheduler(pid, policy, &param);
     }
 }
 
@@ -267,8 +247,6 @@ fn taken(req: &PrestartRequest, sock: OwnedFd, runtime_sock: OwnedFd, runtime: P
         // The helper is gone, or dropped this environment.
         _ => exit_now(0),
     };
-    // The runtime may still be getting ready: from now on it is on a spawn's path.
-    set_idle(runtime.as_raw(), false);
     let take: Option<Take> = serde_json::from_slice(&buf[..len]).ok();
     let mut fds = fds.into_iter();
     let (Some(take), Some(log), Some(status), Some(exec)) =
