@@ -118,6 +118,32 @@ pub(crate) struct ChildFds {
     pub(crate) listener_to: Option<OwnedFd>,
 }
 
+/// A pipe the helper holds the write end of for its whole life: an init that reads end of file
+/// from it knows the helper is gone (its parent-death signal, set a moment after the clone,
+/// would never come).
+#[derive(Debug)]
+pub(crate) struct Lifeline {
+    pub(crate) read: OwnedFd,
+    pub(crate) write: OwnedFd,
+}
+
+impl Lifeline {
+    /// In a new init: close its copy of the write end, set the parent-death signal, and report
+    /// whether the helper is still there.
+    fn hold(&self) -> Result<bool, StepError> {
+        // SAFETY: closes this process's copy of the write end, which it never uses.
+        unsafe { libc::close(self.write.as_raw_fd()) };
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .step(|| "set the parent-death signal".into())?;
+        let mut pfd = [nix::poll::PollFd::new(
+            self.read.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let r = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO);
+        Ok(!matches!(r, Ok(n) if n > 0))
+    }
+}
+
 /// `path` inside `root` (`/var/task` → `{root}/var/task`).
 fn inside(root: &Path, path: &Path) -> PathBuf {
     let mut out = root.to_path_buf();
@@ -135,8 +161,15 @@ pub(crate) fn init(
     fds: ChildFds,
     filters: Option<&Filters>,
     landlock: bool,
+    lifeline: &Lifeline,
 ) -> ! {
     let exec_fd = fds.exec.as_raw_fd();
+    // Die with the helper.
+    match lifeline.hold() {
+        Ok(true) => {}
+        Ok(false) => exit_now(0),
+        Err(e) => fail(exec_fd, &e),
+    }
     if let Err(e) = build(req) {
         fail(exec_fd, &e);
     }
@@ -185,9 +218,16 @@ pub(crate) fn zygote(
     sock: OwnedFd,
     filters: Option<&Filters>,
     landlock: bool,
+    lifeline: &Lifeline,
 ) -> ! {
-    // Nothing of the helper's (its socket to the daemon, other inits' sockets) stays here;
-    // 0, 1 and 2 stay open so that no descriptor made later takes their numbers.
+    // Die with the helper.
+    match lifeline.hold() {
+        Ok(true) => {}
+        Ok(false) => exit_now(0),
+        Err(e) => report(&sock, &e),
+    }
+    // Nothing of the helper's (its socket to the daemon, other inits' sockets, the lifeline)
+    // stays here; 0, 1 and 2 stay open so that no descriptor made later takes their numbers.
     close_all_but_stdio_and(sock.as_raw_fd());
     if let Err(e) = get_ready(req) {
         report(&sock, &e);
@@ -223,13 +263,9 @@ fn report(sock: &OwnedFd, e: &StepError) -> ! {
     exit_now(127)
 }
 
-/// Everything a pre-started init does before it waits: the parent-death signal, the cgroups,
-/// `/tmp`, `/proc`, the host name, the pivot into the root and making it read-only.
+/// Everything a pre-started init does before it waits: the cgroups, `/tmp`, `/proc`, the host
+/// name, the pivot into the root and making it read-only.
 fn get_ready(req: &PrestartRequest) -> Result<(), StepError> {
-    // Die with the helper (which holds the other end of the socket, too: should it already be
-    // gone, the wait for a take ends at once).
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .step(|| "set the parent-death signal".into())?;
     join_cgroups(&req.cgroup_procs)?;
     let root = &req.template.root;
     mount_tmp(&inside(root, Path::new("/tmp")), req.tmp_mb)?;
@@ -460,11 +496,6 @@ pub(crate) fn mount_point(source: &Path, at: &Path) -> Result<(), StepError> {
 /// Join the cgroups, add this environment's own mounts to its copy of the template, and pivot
 /// into it; on return the process is in its root.
 fn build(req: &SpawnRequest) -> Result<(), StepError> {
-    // Die with the helper. (getppid() is 0 in a new pid namespace, so whether the helper died
-    // before this line cannot be checked here; it is waiting on this spawn, so it is alive
-    // unless it was killed in these few microseconds.)
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .step(|| "set the parent-death signal".into())?;
     join_cgroups(&req.cgroup_procs)?;
     // Mount events do not flow back to the helper or the host: the helper's namespace is a
     // slave of the host's, and this one is a copy of it.

@@ -102,7 +102,12 @@ pub fn main() -> Result<(), HelperError> {
         },
         &[],
     )?;
+    let (lifeline_r, lifeline_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let mut state = State {
+        lifeline: child::Lifeline {
+            read: lifeline_r,
+            write: lifeline_w,
+        },
         own_mounts: namespaces.is_none(),
         filters: filters.ok(),
         landlock: landlock_abi > 0,
@@ -183,6 +188,9 @@ pub fn main() -> Result<(), HelperError> {
 /// What the helper keeps between requests.
 #[derive(Debug)]
 struct State {
+    /// Open for the helper's whole life; environments' inits see its end of file if the helper
+    /// died before their parent-death signal was set.
+    lifeline: child::Lifeline,
     /// Whether the helper has its own mount namespace (else it starts nothing).
     own_mounts: bool,
     filters: Option<Filters>,
@@ -214,7 +222,14 @@ impl State {
         if let Err(e) = self.prepare_root(&req.template, &req.mounts) {
             return failed(e.errno, e.what);
         }
-        spawn(req, log, status, self.filters.as_ref(), self.landlock)
+        spawn(
+            req,
+            log,
+            status,
+            self.filters.as_ref(),
+            self.landlock,
+            &self.lifeline,
+        )
     }
 
     /// (Re)build the root template when `template` differs from the one built, and make the
@@ -288,7 +303,13 @@ impl State {
         match clone_process(NAMESPACES) {
             Ok(None) => {
                 drop(ours);
-                child::zygote(req, theirs, self.filters.as_ref(), self.landlock)
+                child::zygote(
+                    req,
+                    theirs,
+                    self.filters.as_ref(),
+                    self.landlock,
+                    &self.lifeline,
+                )
             }
             Ok(Some(pid)) => {
                 drop(theirs);
@@ -382,6 +403,7 @@ fn spawn(
     status: OwnedFd,
     filters: Option<&Filters>,
     landlock: bool,
+    lifeline: &child::Lifeline,
 ) -> Reply {
     let failed = |errno: i32, message: String| Reply::Failed {
         id: req.id,
@@ -416,7 +438,7 @@ fn spawn(
                 exec: exec_w,
                 listener_to: back.map(|(_, theirs)| theirs),
             };
-            child::init(req, fds, filters, landlock)
+            child::init(req, fds, filters, landlock, lifeline)
         }
         Ok(Some(pid)) => pid,
         Err(e) => return failed(e as i32, format!("clone: {}", e.desc())),
