@@ -380,7 +380,7 @@ fn waiting_runtime(
     if let Err(e) = chdir(&take.cwd).step(|| format!("chdir {}", take.cwd.display())) {
         fail(exec_fd, &e);
     }
-    let e = exec(&take.program, &take.args, &take.env);
+    let e = exec(exec_fd, &take.program, &take.args, &take.env);
     fail(exec_fd, &e)
 }
 
@@ -715,7 +715,7 @@ fn runtime(
 ) -> StepError {
     match prepare_runtime(req, fds, devnull, filters, landlock) {
         Err(e) => e,
-        Ok(()) => exec(&req.program, &req.args, &req.env),
+        Ok(()) => exec(fds.exec.as_raw_fd(), &req.program, &req.args, &req.env),
     }
 }
 
@@ -845,8 +845,34 @@ fn restrict_paths() -> Result<(), landlock::RulesetError> {
     Ok(())
 }
 
-/// execve the program; returns the failure.
-fn exec(program: &Path, args: &[String], env: &[(String, String)]) -> StepError {
+/// What the runtime writes on the exec pipe right before `execve`: end of file after it means
+/// the program runs, end of file without it that the environment died first.
+const EXEC_MARK: u8 = 0;
+
+/// How starting the program went, from what the exec pipe carried until its end of file.
+#[derive(Debug)]
+pub(crate) enum ExecReport {
+    /// The program runs.
+    Ran,
+    /// A step failed.
+    Failed(StepError),
+    /// The environment died before its program ran (killed, say).
+    Died,
+}
+
+impl ExecReport {
+    pub(crate) fn parse(bytes: &[u8]) -> ExecReport {
+        match bytes {
+            [] => ExecReport::Died,
+            [EXEC_MARK] => ExecReport::Ran,
+            [EXEC_MARK, rest @ ..] => ExecReport::Failed(StepError::decode(rest)),
+            _ => ExecReport::Failed(StepError::decode(bytes)),
+        }
+    }
+}
+
+/// execve the program (after the mark on `exec_fd`); returns the failure.
+fn exec(exec_fd: RawFd, program: &Path, args: &[String], env: &[(String, String)]) -> StepError {
     let cstr = |b: &[u8]| std::ffi::CString::new(b.to_vec());
     let Ok(path) = cstr(program.as_os_str().as_bytes()) else {
         return StepError::new("exec: program path has a NUL byte", libc::EINVAL);
@@ -864,6 +890,11 @@ fn exec(program: &Path, args: &[String], env: &[(String, String)]) -> StepError 
             Ok(c) => envp.push(c),
             Err(_) => return StepError::new("exec: variable has a NUL byte", libc::EINVAL),
         }
+    }
+    // SAFETY: `exec_fd` is open until the exec closes it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(exec_fd) };
+    if let Err(e) = nix::unistd::write(fd, &[EXEC_MARK]) {
+        return StepError::new("write on the exec pipe", e as i32);
     }
     let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     StepError::new(format!("exec {}", program.display()), e as i32)

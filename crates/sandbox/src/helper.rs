@@ -517,9 +517,12 @@ fn wait_exec(exec_r: &OwnedFd) -> Result<(), Failure> {
             Err(e) => return Err(Failure::Os(e as i32, format!("read: {}", e.desc()))),
         }
     }
-    if report.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Step(StepError::decode(&report)))
+    match child::ExecReport::parse(&report) {
+        child::ExecReport::Ran => Ok(()),
+        child::ExecReport::Failed(e) => Err(Failure::Step(e)),
+        child::ExecReport::Died => Err(Failure::Os(
+            libc::EIO,
+            "the environment's init died before its program ran".into(),
+        )),
     }
 }

@@ -501,6 +501,14 @@ impl Sandbox {
         self.prestart();
     }
 
+    /// The host pids of the pre-started environments' inits ready to be taken now.
+    pub fn prestarted(&self) -> Vec<u32> {
+        lock(&self.prestarted.ready)
+            .iter()
+            .map(|r| r.pid as u32)
+            .collect()
+    }
+
     /// Refill the pre-started environments [`REFILL_AFTER`] from now, unless
     /// [`Sandbox::refill_now`] does it before.
     fn refill_later(&self) {
@@ -669,15 +677,18 @@ impl Sandbox {
             exec.read_to_end(&mut report).await
         };
         match tokio::time::timeout(SPAWN_TIMEOUT, read).await {
-            Ok(Ok(_)) if report.is_empty() => {}
-            Ok(Ok(_)) => {
-                let e = child::StepError::decode(&report);
-                if e.retry {
-                    return ready.cold(e.what).await;
+            Ok(Ok(_)) => match child::ExecReport::parse(&report) {
+                child::ExecReport::Ran => {}
+                child::ExecReport::Died => {
+                    let why = "the pre-started init died before its program ran";
+                    return ready.cold(why.into()).await;
                 }
-                ready.kill();
-                return Taken::started(Err(spawn_error(spec, e.errno, e.what)));
-            }
+                child::ExecReport::Failed(e) if e.retry => return ready.cold(e.what).await,
+                child::ExecReport::Failed(e) => {
+                    ready.kill();
+                    return Taken::started(Err(spawn_error(spec, e.errno, e.what)));
+                }
+            },
             Ok(Err(e)) => {
                 ready.kill();
                 return Taken::started(Err(other(e)));
