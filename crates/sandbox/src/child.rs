@@ -11,15 +11,17 @@
 //! A **pre-started** init ([`zygote`]) does all of that ahead of time but what depends on the
 //! function: it joins its cgroups, mounts `/tmp` and `/proc`, pivots into the root, makes it
 //! read-only, and forks the runtime, which drops its privileges and installs Landlock and
-//! seccomp at once; both then wait. When the helper takes it ([`Take`]), init attaches the
-//! function's mounts (detached copies the helper made with `open_tree`, [`detached_bind`]),
-//! resizes `/tmp` if asked, and passes the program, its environment and the log and exec pipes
-//! to the runtime, which only places its stdio, changes directory and execs.
+//! seccomp at once; both then wait. When the daemon takes it ([`Take`], on the socket the
+//! helper handed over), init attaches the function's mounts (detached copies the daemon made
+//! with `open_tree`, [`detached_bind`]), resizes `/tmp` if asked, and passes the program, its
+//! environment and the log and exec pipes to the runtime, which only places its stdio, changes
+//! directory and execs.
 //!
 //! Both run in a copy of the single-threaded helper, so allocating here is safe. A failing step
-//! writes `errno` and a description to the exec pipe (close-on-exec: the helper reads end of
-//! file when the program started) and exits. A pre-started environment marks the failures that
-//! do not depend on the function (`retry`): the helper then starts the environment cold.
+//! writes `errno` and a description to the exec pipe (close-on-exec) and exits; the runtime
+//! writes a mark right before `execve` ([`ExecReport`]), so that whoever waits tells a program
+//! that runs from an environment that died. A pre-started environment marks the failures that
+//! do not depend on the function (`retry`): the daemon then starts the environment cold.
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -211,8 +213,8 @@ pub(crate) fn init(
 }
 
 /// A pre-started environment's init (see the module's documentation). `sock` is its end of a
-/// socket pair with the helper: a failure to get ready goes there, the [`Take`] comes from
-/// there. Never returns.
+/// socket pair whose other end the daemon holds: a failure to get ready goes there, the
+/// [`Take`] comes from there. Never returns.
 pub(crate) fn zygote(
     req: &PrestartRequest,
     sock: OwnedFd,
@@ -280,7 +282,7 @@ fn taken(req: &PrestartRequest, sock: OwnedFd, runtime_sock: OwnedFd, runtime: P
     let mut buf = vec![0u8; MAX_MESSAGE];
     let (len, fds) = match protocol::recv_bytes(sock.as_fd(), &mut buf, MsgFlags::empty()) {
         Ok((len, fds)) if len > 0 => (len, fds),
-        // The helper is gone, or dropped this environment.
+        // The daemon is gone, or dropped this environment.
         _ => exit_now(0),
     };
     let take: Option<Take> = serde_json::from_slice(&buf[..len]).ok();

@@ -6,6 +6,11 @@
 //! the helper clones each environment's init (see `child`). The helper dies with the daemon
 //! (parent-death signal), and every environment's init dies with the helper, which kills the
 //! environment: nothing outlives a killed daemon.
+//!
+//! Requests: `Spawn` starts an environment cold; `Prestart` clones an init that gets ready
+//! ahead of time and waits, and hands the daemon its socket and a pidfd (the daemon then takes
+//! it without the helper); `Prepare` makes mount points in the root template, which
+//! pre-started environments cannot. Pre-starting waits until no other request does.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};

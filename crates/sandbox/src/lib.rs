@@ -12,6 +12,18 @@
 //!   `no_new_privs`, Landlock where the kernel has it and a seccomp filter; memory, CPU and
 //!   process limits through cgroups, which also freeze idle environments. Environments are
 //!   started by a single-threaded helper process ([`helper`]), never by forking the daemon.
+//!
+//!   **Pre-started environments.** What does not depend on the function is done ahead of
+//!   time: the helper keeps two inits (`PRESTARTED`) cloned into their namespaces, each in a
+//!   cgroup of its own with `/tmp` and `/proc` mounted, pivoted into the read-only root, with
+//!   its runtime process forked, unprivileged and under Landlock and seccomp. A spawn on the
+//!   host's network takes one: the daemon sets the function's limits on its cgroup, makes
+//!   detached copies of the function's mounts (`open_tree`, read-only) and sends them with the
+//!   program and the pipes straight to the init, which attaches them, resizes `/tmp` if asked
+//!   and lets the runtime exec. An isolated network, an empty pool, or a pre-started init that
+//!   died or fails for a reason of its own gives a cold start (in the same cgroup). The pool
+//!   is refilled when no environment is starting ([`Sandbox::refill_now`]; after a spawn, 50
+//!   ms at the latest), so that the refill does not compete for the CPU with the starts.
 //! - **`process`**: a plain child process in its own process group with a scrubbed
 //!   environment, for hosts without namespaces.
 //!
@@ -495,7 +507,7 @@ impl Sandbox {
     /// for the next spawns. Doing that while an environment starts slows its start down by
     /// more than pre-starting saves on a small host (on two CPUs, the 2 ms of CPU a refill
     /// takes compete with the runtime's init), so after a spawn the sandbox waits for this, or
-    /// for [`REFILL_AFTER`] at the latest.
+    /// for 50 ms at the latest.
     pub fn refill_now(&self) {
         *lock(&self.prestarted.due) = None;
         self.prestart();
