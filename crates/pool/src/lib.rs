@@ -164,6 +164,28 @@ struct Inner {
     current: Mutex<HashMap<(FunctionKey, String), String>>,
     /// Provisioned concurrency per (function, version).
     provisioned: Mutex<HashMap<(FunctionKey, String), Provision>>,
+    /// Environments starting: from their spawn to the end of their first invocation.
+    starting: AtomicUsize,
+}
+
+/// One environment starting (see `Inner::starting`). When the last one is done, the sandbox
+/// pre-starts environments for the next cold starts: not before, so that it does not compete
+/// for the CPU with the starts under way.
+struct Starting(Arc<Inner>);
+
+impl Starting {
+    fn new(inner: &Arc<Inner>) -> Starting {
+        inner.starting.fetch_add(1, Ordering::AcqRel);
+        Starting(inner.clone())
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if self.0.starting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.cfg.sandbox.refill_now();
+        }
+    }
 }
 
 /// The execution environments of every function.
@@ -180,6 +202,7 @@ impl Pool {
             idle: Mutex::new(HashMap::new()),
             current: Mutex::new(HashMap::new()),
             provisioned: Mutex::new(HashMap::new()),
+            starting: AtomicUsize::new(0),
         });
         tokio::spawn(reap(Arc::downgrade(&inner)));
         tokio::spawn(freeze_idle(Arc::downgrade(&inner)));
@@ -216,9 +239,12 @@ impl Pool {
             }
             found
         };
+        // A cold start lasts until its first invocation is over.
+        let mut starting = None;
         let mut env = match warm {
             Some(env) => env,
             None => {
+                starting = Some(Starting::new(&self.inner));
                 match Environment::start(&self.inner.cfg, version, &params.request_id, None).await {
                     Ok(env) => env,
                     Err(failure) => {
@@ -239,6 +265,7 @@ impl Pool {
         if env.is_usable() && self.is_current(&key) {
             lock(&self.inner.idle).entry(key).or_default().push(env);
         }
+        drop(starting);
         result
     }
 
@@ -284,8 +311,12 @@ impl Pool {
             let cfg = self.inner.cfg.clone();
             let version = version.clone();
             let slot = ProvisionedSlot::new(state);
+            let starting = Starting::new(&self.inner);
             tokio::spawn(async move {
-                Environment::start(&cfg, version, "provisioned-concurrency", Some(slot)).await
+                let started =
+                    Environment::start(&cfg, version, "provisioned-concurrency", Some(slot)).await;
+                drop(starting);
+                started
             })
         });
         let mut first_error = None;

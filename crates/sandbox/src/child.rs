@@ -11,15 +11,17 @@
 //! A **pre-started** init ([`zygote`]) does all of that ahead of time but what depends on the
 //! function: it joins its cgroups, mounts `/tmp` and `/proc`, pivots into the root, makes it
 //! read-only, and forks the runtime, which drops its privileges and installs Landlock and
-//! seccomp at once; both then wait. When the helper takes it ([`Take`]), init attaches the
-//! function's mounts (detached copies the helper made with `open_tree`, [`detached_bind`]),
-//! resizes `/tmp` if asked, and passes the program, its environment and the log and exec pipes
-//! to the runtime, which only places its stdio, changes directory and execs.
+//! seccomp at once; both then wait. When the daemon takes it ([`Take`], on the socket the
+//! helper handed over), init attaches the function's mounts (detached copies the daemon made
+//! with `open_tree`, [`detached_bind`]), resizes `/tmp` if asked, and passes the program, its
+//! environment and the log and exec pipes to the runtime, which only places its stdio, changes
+//! directory and execs.
 //!
 //! Both run in a copy of the single-threaded helper, so allocating here is safe. A failing step
-//! writes `errno` and a description to the exec pipe (close-on-exec: the helper reads end of
-//! file when the program started) and exits. A pre-started environment marks the failures that
-//! do not depend on the function (`retry`): the helper then starts the environment cold.
+//! writes `errno` and a description to the exec pipe (close-on-exec) and exits; the runtime
+//! writes a mark right before `execve` ([`ExecReport`]), so that whoever waits tells a program
+//! that runs from an environment that died. A pre-started environment marks the failures that
+//! do not depend on the function (`retry`): the daemon then starts the environment cold.
 
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -118,6 +120,32 @@ pub(crate) struct ChildFds {
     pub(crate) listener_to: Option<OwnedFd>,
 }
 
+/// A pipe the helper holds the write end of for its whole life: an init that reads end of file
+/// from it knows the helper is gone (its parent-death signal, set a moment after the clone,
+/// would never come).
+#[derive(Debug)]
+pub(crate) struct Lifeline {
+    pub(crate) read: OwnedFd,
+    pub(crate) write: OwnedFd,
+}
+
+impl Lifeline {
+    /// In a new init: close its copy of the write end, set the parent-death signal, and report
+    /// whether the helper is still there.
+    fn hold(&self) -> Result<bool, StepError> {
+        // SAFETY: closes this process's copy of the write end, which it never uses.
+        unsafe { libc::close(self.write.as_raw_fd()) };
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+            .step(|| "set the parent-death signal".into())?;
+        let mut pfd = [nix::poll::PollFd::new(
+            self.read.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let r = nix::poll::poll(&mut pfd, nix::poll::PollTimeout::ZERO);
+        Ok(!matches!(r, Ok(n) if n > 0))
+    }
+}
+
 /// `path` inside `root` (`/var/task` → `{root}/var/task`).
 fn inside(root: &Path, path: &Path) -> PathBuf {
     let mut out = root.to_path_buf();
@@ -135,8 +163,15 @@ pub(crate) fn init(
     fds: ChildFds,
     filters: Option<&Filters>,
     landlock: bool,
+    lifeline: &Lifeline,
 ) -> ! {
     let exec_fd = fds.exec.as_raw_fd();
+    // Die with the helper.
+    match lifeline.hold() {
+        Ok(true) => {}
+        Ok(false) => exit_now(0),
+        Err(e) => fail(exec_fd, &e),
+    }
     if let Err(e) = build(req) {
         fail(exec_fd, &e);
     }
@@ -178,19 +213,23 @@ pub(crate) fn init(
 }
 
 /// A pre-started environment's init (see the module's documentation). `sock` is its end of a
-/// socket pair with the helper: a failure to get ready goes there, the [`Take`] comes from
-/// there. Never returns.
+/// socket pair whose other end the daemon holds: a failure to get ready goes there, the
+/// [`Take`] comes from there. Never returns.
 pub(crate) fn zygote(
     req: &PrestartRequest,
     sock: OwnedFd,
     filters: Option<&Filters>,
     landlock: bool,
+    lifeline: &Lifeline,
 ) -> ! {
-    // Getting ready uses only CPU time nothing else wants: it must not slow down the
-    // environment whose start made the helper pre-start this one. (The runtime inherits it.)
-    set_idle(0, true);
-    // Nothing of the helper's (its socket to the daemon, other inits' sockets) stays here;
-    // 0, 1 and 2 stay open so that no descriptor made later takes their numbers.
+    // Die with the helper.
+    match lifeline.hold() {
+        Ok(true) => {}
+        Ok(false) => exit_now(0),
+        Err(e) => report(&sock, &e),
+    }
+    // Nothing of the helper's (its socket to the daemon, other inits' sockets, the lifeline)
+    // stays here; 0, 1 and 2 stay open so that no descriptor made later takes their numbers.
     close_all_but_stdio_and(sock.as_raw_fd());
     if let Err(e) = get_ready(req) {
         report(&sock, &e);
@@ -214,25 +253,8 @@ pub(crate) fn zygote(
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(theirs);
-            // Waiting, and then taken, at the usual priority.
-            set_idle(0, false);
             taken(req, sock, ours, child)
         }
-    }
-}
-
-/// Run process `pid` (0: this one) under `SCHED_IDLE` (only when no other task wants the CPU)
-/// or back under the normal policy. Best effort: a failure only costs speed.
-pub(crate) fn set_idle(pid: i32, idle: bool) {
-    let policy = if idle {
-        libc::SCHED_IDLE
-    } else {
-        libc::SCHED_OTHER
-    };
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: sched_setscheduler reads `param`, which lives across the call.
-    unsafe {
-        libc::sched_setscheduler(pid, policy, &param);
     }
 }
 
@@ -243,13 +265,9 @@ fn report(sock: &OwnedFd, e: &StepError) -> ! {
     exit_now(127)
 }
 
-/// Everything a pre-started init does before it waits: the parent-death signal, the cgroups,
-/// `/tmp`, `/proc`, the host name, the pivot into the root and making it read-only.
+/// Everything a pre-started init does before it waits: the cgroups, `/tmp`, `/proc`, the host
+/// name, the pivot into the root and making it read-only.
 fn get_ready(req: &PrestartRequest) -> Result<(), StepError> {
-    // Die with the helper (which holds the other end of the socket, too: should it already be
-    // gone, the wait for a take ends at once).
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .step(|| "set the parent-death signal".into())?;
     join_cgroups(&req.cgroup_procs)?;
     let root = &req.template.root;
     mount_tmp(&inside(root, Path::new("/tmp")), req.tmp_mb)?;
@@ -264,11 +282,9 @@ fn taken(req: &PrestartRequest, sock: OwnedFd, runtime_sock: OwnedFd, runtime: P
     let mut buf = vec![0u8; MAX_MESSAGE];
     let (len, fds) = match protocol::recv_bytes(sock.as_fd(), &mut buf, MsgFlags::empty()) {
         Ok((len, fds)) if len > 0 => (len, fds),
-        // The helper is gone, or dropped this environment.
+        // The daemon is gone, or dropped this environment.
         _ => exit_now(0),
     };
-    // The runtime may still be getting ready: from now on it is on a spawn's path.
-    set_idle(runtime.as_raw(), false);
     let take: Option<Take> = serde_json::from_slice(&buf[..len]).ok();
     let mut fds = fds.into_iter();
     let (Some(take), Some(log), Some(status), Some(exec)) =
@@ -366,7 +382,7 @@ fn waiting_runtime(
     if let Err(e) = chdir(&take.cwd).step(|| format!("chdir {}", take.cwd.display())) {
         fail(exec_fd, &e);
     }
-    let e = exec(&take.program, &take.args, &take.env);
+    let e = exec(exec_fd, &take.program, &take.args, &take.env);
     fail(exec_fd, &e)
 }
 
@@ -482,11 +498,6 @@ pub(crate) fn mount_point(source: &Path, at: &Path) -> Result<(), StepError> {
 /// Join the cgroups, add this environment's own mounts to its copy of the template, and pivot
 /// into it; on return the process is in its root.
 fn build(req: &SpawnRequest) -> Result<(), StepError> {
-    // Die with the helper. (getppid() is 0 in a new pid namespace, so whether the helper died
-    // before this line cannot be checked here; it is waiting on this spawn, so it is alive
-    // unless it was killed in these few microseconds.)
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
-        .step(|| "set the parent-death signal".into())?;
     join_cgroups(&req.cgroup_procs)?;
     // Mount events do not flow back to the helper or the host: the helper's namespace is a
     // slave of the host's, and this one is a copy of it.
@@ -706,7 +717,7 @@ fn runtime(
 ) -> StepError {
     match prepare_runtime(req, fds, devnull, filters, landlock) {
         Err(e) => e,
-        Ok(()) => exec(&req.program, &req.args, &req.env),
+        Ok(()) => exec(fds.exec.as_raw_fd(), &req.program, &req.args, &req.env),
     }
 }
 
@@ -836,8 +847,34 @@ fn restrict_paths() -> Result<(), landlock::RulesetError> {
     Ok(())
 }
 
-/// execve the program; returns the failure.
-fn exec(program: &Path, args: &[String], env: &[(String, String)]) -> StepError {
+/// What the runtime writes on the exec pipe right before `execve`: end of file after it means
+/// the program runs, end of file without it that the environment died first.
+const EXEC_MARK: u8 = 0;
+
+/// How starting the program went, from what the exec pipe carried until its end of file.
+#[derive(Debug)]
+pub(crate) enum ExecReport {
+    /// The program runs.
+    Ran,
+    /// A step failed.
+    Failed(StepError),
+    /// The environment died before its program ran (killed, say).
+    Died,
+}
+
+impl ExecReport {
+    pub(crate) fn parse(bytes: &[u8]) -> ExecReport {
+        match bytes {
+            [] => ExecReport::Died,
+            [EXEC_MARK] => ExecReport::Ran,
+            [EXEC_MARK, rest @ ..] => ExecReport::Failed(StepError::decode(rest)),
+            _ => ExecReport::Failed(StepError::decode(bytes)),
+        }
+    }
+}
+
+/// execve the program (after the mark on `exec_fd`); returns the failure.
+fn exec(exec_fd: RawFd, program: &Path, args: &[String], env: &[(String, String)]) -> StepError {
     let cstr = |b: &[u8]| std::ffi::CString::new(b.to_vec());
     let Ok(path) = cstr(program.as_os_str().as_bytes()) else {
         return StepError::new("exec: program path has a NUL byte", libc::EINVAL);
@@ -855,6 +892,11 @@ fn exec(program: &Path, args: &[String], env: &[(String, String)]) -> StepError 
             Ok(c) => envp.push(c),
             Err(_) => return StepError::new("exec: variable has a NUL byte", libc::EINVAL),
         }
+    }
+    // SAFETY: `exec_fd` is open until the exec closes it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(exec_fd) };
+    if let Err(e) = nix::unistd::write(fd, &[EXEC_MARK]) {
+        return StepError::new("write on the exec pipe", e as i32);
     }
     let e = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     StepError::new(format!("exec {}", program.display()), e as i32)

@@ -6,6 +6,11 @@
 //! the helper clones each environment's init (see `child`). The helper dies with the daemon
 //! (parent-death signal), and every environment's init dies with the helper, which kills the
 //! environment: nothing outlives a killed daemon.
+//!
+//! Requests: `Spawn` starts an environment cold; `Prestart` clones an init that gets ready
+//! ahead of time and waits, and hands the daemon its socket and a pidfd (the daemon then takes
+//! it without the helper); `Prepare` makes mount points in the root template, which
+//! pre-started environments cannot. Pre-starting waits until no other request does.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -102,7 +107,12 @@ pub fn main() -> Result<(), HelperError> {
         },
         &[],
     )?;
+    let (lifeline_r, lifeline_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let mut state = State {
+        lifeline: child::Lifeline {
+            read: lifeline_r,
+            write: lifeline_w,
+        },
         own_mounts: namespaces.is_none(),
         filters: filters.ok(),
         landlock: landlock_abi > 0,
@@ -183,6 +193,9 @@ pub fn main() -> Result<(), HelperError> {
 /// What the helper keeps between requests.
 #[derive(Debug)]
 struct State {
+    /// Open for the helper's whole life; environments' inits see its end of file if the helper
+    /// died before their parent-death signal was set.
+    lifeline: child::Lifeline,
     /// Whether the helper has its own mount namespace (else it starts nothing).
     own_mounts: bool,
     filters: Option<Filters>,
@@ -214,7 +227,14 @@ impl State {
         if let Err(e) = self.prepare_root(&req.template, &req.mounts) {
             return failed(e.errno, e.what);
         }
-        spawn(req, log, status, self.filters.as_ref(), self.landlock)
+        spawn(
+            req,
+            log,
+            status,
+            self.filters.as_ref(),
+            self.landlock,
+            &self.lifeline,
+        )
     }
 
     /// (Re)build the root template when `template` differs from the one built, and make the
@@ -288,7 +308,13 @@ impl State {
         match clone_process(NAMESPACES) {
             Ok(None) => {
                 drop(ours);
-                child::zygote(req, theirs, self.filters.as_ref(), self.landlock)
+                child::zygote(
+                    req,
+                    theirs,
+                    self.filters.as_ref(),
+                    self.landlock,
+                    &self.lifeline,
+                )
             }
             Ok(Some(pid)) => {
                 drop(theirs);
@@ -382,6 +408,7 @@ fn spawn(
     status: OwnedFd,
     filters: Option<&Filters>,
     landlock: bool,
+    lifeline: &child::Lifeline,
 ) -> Reply {
     let failed = |errno: i32, message: String| Reply::Failed {
         id: req.id,
@@ -416,7 +443,7 @@ fn spawn(
                 exec: exec_w,
                 listener_to: back.map(|(_, theirs)| theirs),
             };
-            child::init(req, fds, filters, landlock)
+            child::init(req, fds, filters, landlock, lifeline)
         }
         Ok(Some(pid)) => pid,
         Err(e) => return failed(e as i32, format!("clone: {}", e.desc())),
@@ -495,9 +522,12 @@ fn wait_exec(exec_r: &OwnedFd) -> Result<(), Failure> {
             Err(e) => return Err(Failure::Os(e as i32, format!("read: {}", e.desc()))),
         }
     }
-    if report.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Step(StepError::decode(&report)))
+    match child::ExecReport::parse(&report) {
+        child::ExecReport::Ran => Ok(()),
+        child::ExecReport::Failed(e) => Err(Failure::Step(e)),
+        child::ExecReport::Died => Err(Failure::Os(
+            libc::EIO,
+            "the environment's init died before its program ran".into(),
+        )),
     }
 }

@@ -12,12 +12,18 @@
 //!   `no_new_privs`, Landlock where the kernel has it and a seccomp filter; memory, CPU and
 //!   process limits through cgroups, which also freeze idle environments. Environments are
 //!   started by a single-threaded helper process ([`helper`]), never by forking the daemon.
-//!   The helper keeps a few environments pre-started (host network only): cloned, in their
-//!   cgroups, with `/tmp` and `/proc` mounted, pivoted into the read-only root, and their
-//!   runtime process forked, unprivileged and under Landlock and seccomp. A spawn takes one:
-//!   the daemon attaches detached copies of the function's mounts (`open_tree`) and hands over
-//!   the program, its environment and the pipes; the runtime only execs. Without one ready (or
-//!   for an isolated network) an environment starts cold, as before.
+//!
+//!   **Pre-started environments.** What does not depend on the function is done ahead of
+//!   time: the helper keeps two inits (`PRESTARTED`) cloned into their namespaces, each in a
+//!   cgroup of its own with `/tmp` and `/proc` mounted, pivoted into the read-only root, with
+//!   its runtime process forked, unprivileged and under Landlock and seccomp. A spawn on the
+//!   host's network takes one: the daemon sets the function's limits on its cgroup, makes
+//!   detached copies of the function's mounts (`open_tree`, read-only) and sends them with the
+//!   program and the pipes straight to the init, which attaches them, resizes `/tmp` if asked
+//!   and lets the runtime exec. An isolated network, an empty pool, or a pre-started init that
+//!   died or fails for a reason of its own gives a cold start (in the same cgroup). The pool
+//!   is refilled when no environment is starting ([`Sandbox::refill_now`]; after a spawn, 50
+//!   ms at the latest), so that the refill does not compete for the CPU with the starts.
 //! - **`process`**: a plain child process in its own process group with a scrubbed
 //!   environment, for hosts without namespaces.
 //!
@@ -272,11 +278,9 @@ const PRESTARTED_LIMITS: Limits = Limits {
     cpu_millis: 0,
 };
 
-/// A cgroup for the cgroup maker to make, and where the result goes.
-type CgroupJob = (
-    String,
-    tokio::sync::oneshot::Sender<std::io::Result<EnvCgroup>>,
-);
+/// How long after a spawn the pool of pre-started environments is refilled at the latest when
+/// nobody says earlier that no environment is starting ([`Sandbox::refill_now`]).
+const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Environments' inits started ahead of time by the helper, each in a cgroup of its own (see
 /// [`Sandbox::spawn`]).
@@ -290,8 +294,8 @@ struct Prestarted {
     off: Mutex<Option<String>>,
     /// The sandbox is gone: whatever is made from now on is removed at once.
     closed: AtomicBool,
-    /// The thread that makes their cgroups, at idle priority (started with the first).
-    maker: std::sync::OnceLock<std::sync::mpsc::Sender<CgroupJob>>,
+    /// A refill is due at this time at the latest (see [`Sandbox::refill_now`]).
+    due: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Sandbox {
@@ -493,10 +497,64 @@ impl Sandbox {
                 }
             }
         };
-        // Refill after the answer (also when none was ready, or one had to be discarded); the
-        // helper makes new ones once no request waits.
-        self.prestart();
+        // Refill once this environment has started (see `refill_now`), not while it starts.
+        self.refill_later();
         result
+    }
+
+    /// Say that no environment is starting now (the runtime's init and first invocation of the
+    /// last one started are over, say): the sandbox uses the moment to pre-start environments
+    /// for the next spawns. Doing that while an environment starts slows its start down by
+    /// more than pre-starting saves on a small host (on two CPUs, the 2 ms of CPU a refill
+    /// takes compete with the runtime's init), so after a spawn the sandbox waits for this, or
+    /// for 50 ms at the latest.
+    pub fn refill_now(&self) {
+        *lock(&self.prestarted.due) = None;
+        self.prestart();
+    }
+
+    /// The host pids of the pre-started environments' inits ready to be taken now.
+    pub fn prestarted(&self) -> Vec<u32> {
+        lock(&self.prestarted.ready)
+            .iter()
+            .map(|r| r.pid as u32)
+            .collect()
+    }
+
+    /// Refill the pre-started environments [`REFILL_AFTER`] from now, unless
+    /// [`Sandbox::refill_now`] does it before.
+    fn refill_later(&self) {
+        let (Some(helper), Some(cgroups)) = (&self.helper, &self.cgroups) else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let at = tokio::time::Instant::now() + REFILL_AFTER;
+        {
+            let mut due = lock(&self.prestarted.due);
+            if due.is_some() {
+                return;
+            }
+            *due = Some(at);
+        }
+        let pool = Arc::downgrade(&self.prestarted);
+        let (helper, cgroups, template) = (helper.clone(), cgroups.clone(), self.template.clone());
+        handle.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let Some(pool) = pool.upgrade() else { return };
+            let still_due = {
+                let mut due = lock(&pool.due);
+                let still = *due == Some(at);
+                if still {
+                    *due = None;
+                }
+                still
+            };
+            if still_due {
+                refill(&pool, &helper, &cgroups, &template);
+            }
+        });
     }
 
     /// Start `spec` cold: the helper clones its init, which joins `cgroup` (limits set).
@@ -631,15 +689,18 @@ impl Sandbox {
             exec.read_to_end(&mut report).await
         };
         match tokio::time::timeout(SPAWN_TIMEOUT, read).await {
-            Ok(Ok(_)) if report.is_empty() => {}
-            Ok(Ok(_)) => {
-                let e = child::StepError::decode(&report);
-                if e.retry {
-                    return ready.cold(e.what).await;
+            Ok(Ok(_)) => match child::ExecReport::parse(&report) {
+                child::ExecReport::Ran => {}
+                child::ExecReport::Died => {
+                    let why = "the pre-started init died before its program ran";
+                    return ready.cold(why.into()).await;
                 }
-                ready.kill();
-                return Taken::started(Err(spawn_error(spec, e.errno, e.what)));
-            }
+                child::ExecReport::Failed(e) if e.retry => return ready.cold(e.what).await,
+                child::ExecReport::Failed(e) => {
+                    ready.kill();
+                    return Taken::started(Err(spawn_error(spec, e.errno, e.what)));
+                }
+            },
             Ok(Err(e)) => {
                 ready.kill();
                 return Taken::started(Err(other(e)));
@@ -828,34 +889,8 @@ impl Sandbox {
     /// Have the helper pre-start inits until [`PRESTARTED`] are ready or on their way. Needs an
     /// async runtime (does nothing without one, as in `lamina doctor`).
     fn prestart(&self) {
-        let (Some(helper), Some(cgroups)) = (&self.helper, &self.cgroups) else {
-            return;
-        };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let pool = &self.prestarted;
-        loop {
-            {
-                let ready = lock(&pool.ready);
-                if lock(&pool.off).is_some()
-                    || pool.closed.load(Ordering::Acquire)
-                    || ready.len() + pool.making.load(Ordering::Acquire) >= PRESTARTED
-                {
-                    return;
-                }
-                pool.making.fetch_add(1, Ordering::AcqRel);
-            }
-            let (helper, cgroups, pool, template) = (
-                helper.clone(),
-                cgroups.clone(),
-                pool.clone(),
-                self.template.clone(),
-            );
-            handle.spawn(async move {
-                pool.make_one(&helper, cgroups, template).await;
-                pool.making.fetch_sub(1, Ordering::AcqRel);
-            });
+        if let (Some(helper), Some(cgroups)) = (&self.helper, &self.cgroups) {
+            refill(&self.prestarted, helper, cgroups, &self.template);
         }
     }
 
@@ -943,12 +978,17 @@ impl Prestarted {
         template: protocol::Template,
     ) {
         let name = format!("env-{}", NEXT_ENV.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let maker = self.maker.get_or_init(|| cgroup_maker(cgroups));
-        if maker.send((name, tx)).is_err() {
-            return;
-        }
-        let cgroup = match rx.await {
+        let made = tokio::task::spawn_blocking(move || {
+            let cg = cgroups.make(&name)?;
+            match cg.apply(&PRESTARTED_LIMITS) {
+                Ok(()) => Ok(cg),
+                Err(e) => {
+                    remove_when_empty(cg);
+                    Err(e)
+                }
+            }
+        });
+        let cgroup = match made.await {
             Ok(Ok(cg)) => cg,
             _ => return,
         };
@@ -1001,32 +1041,39 @@ impl Prestarted {
     }
 }
 
-/// Start the thread that makes pre-started environments' cgroups (with [`PRESTARTED_LIMITS`]):
-/// like getting the environments ready, it runs only on CPU time nothing else wants, so that
-/// refilling does not slow down the start that emptied the pool. It ends with the sandbox.
-fn cgroup_maker(cgroups: Arc<Cgroups>) -> std::sync::mpsc::Sender<CgroupJob> {
-    let (tx, rx) = std::sync::mpsc::channel::<CgroupJob>();
-    let spawned = std::thread::Builder::new()
-        .name("lamina-cgroups".into())
-        .spawn(move || {
-            child::set_idle(0, true);
-            for (name, reply) in rx {
-                let made = cgroups
-                    .make(&name)
-                    .and_then(|cg| match cg.apply(&PRESTARTED_LIMITS) {
-                        Ok(()) => Ok(cg),
-                        Err(e) => {
-                            remove_when_empty(cg);
-                            Err(e)
-                        }
-                    });
-                let _ = reply.send(made);
+/// Have the helper pre-start inits until [`PRESTARTED`] are ready or on their way. Needs an
+/// async runtime (does nothing without one, as in `lamina doctor`).
+fn refill(
+    pool: &Arc<Prestarted>,
+    helper: &Arc<client::Helper>,
+    cgroups: &Arc<Cgroups>,
+    template: &protocol::Template,
+) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    loop {
+        {
+            let ready = lock(&pool.ready);
+            if lock(&pool.off).is_some()
+                || pool.closed.load(Ordering::Acquire)
+                || ready.len() + pool.making.load(Ordering::Acquire) >= PRESTARTED
+            {
+                return;
             }
+            pool.making.fetch_add(1, Ordering::AcqRel);
+        }
+        let (helper, cgroups, pool, template) = (
+            helper.clone(),
+            cgroups.clone(),
+            pool.clone(),
+            template.clone(),
+        );
+        handle.spawn(async move {
+            pool.make_one(&helper, cgroups, template).await;
+            pool.making.fetch_sub(1, Ordering::AcqRel);
         });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the thread that makes cgroups");
     }
-    tx
 }
 
 /// Kill whatever runs in `cgroup` (a pre-started init that is not wanted), then remove it once

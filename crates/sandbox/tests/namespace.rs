@@ -271,61 +271,195 @@ async fn isolated_network_has_only_loopback() {
     assert!(server.join().unwrap().starts_with("GET /next HTTP/1.1"));
 }
 
-/// Spawn `script` until an environment comes from a pre-started init (they are made in the
-/// background after the sandbox starts and after each spawn), within a deadline.
-async fn prestarted_output(script: &str, sandbox: &Sandbox, code: &Path) -> (Exit, String) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+/// Wait until `n` pre-started environments are ready (the sandbox makes them in the
+/// background).
+async fn prestarted(sb: &Sandbox, n: usize) -> Vec<u32> {
+    sb.refill_now();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (mut p, mut pipe) = sandbox.spawn(&sh(script, code)).await.unwrap();
-        let mut out = String::new();
-        tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut out))
-            .await
-            .expect("the environment finished")
-            .unwrap();
-        let exit = p.wait().await;
-        if p.prestarted() {
-            return (exit, out);
+        let ready = sb.prestarted();
+        if ready.len() >= n {
+            return ready;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "no spawn was served by a pre-started environment"
+            "only {} pre-started environments after 10 s",
+            ready.len()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
 #[tokio::test]
-async fn prestarted_environments_are_as_isolated_and_see_their_own_code() {
+async fn a_prestarted_environment_is_as_isolated() {
     let dir = tempfile::tempdir().unwrap();
     let sb = sandbox(dir.path());
     let code = code_dir(dir.path());
-    let other = dir.path().join("other");
-    std::fs::create_dir_all(&other).unwrap();
-    std::fs::write(other.join("hello.txt"), "another package\n").unwrap();
-    let script = "id -u; cat /var/task/hello.txt; \
+    prestarted(&sb, 2).await;
+    let script = "echo $$; id -u; id -g; cat /var/task/hello.txt; \
+        grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status | tr -d ' \\t'; \
+        ls /proc | grep '^[0-9]' | sort -n | head -1; \
         touch /var/task/x 2>/dev/null && echo WROTE-TASK; \
         touch /usr/x 2>/dev/null && echo WROTE-USR; \
+        touch /x 2>/dev/null && echo WROTE-ROOT; \
         cat /etc/shadow 2>/dev/null && echo READ-SHADOW; \
-        grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; \
-        ls /proc | grep -c '^[0-9]'";
-    for (code, content) in [(&code, "from the package"), (&other, "another package")] {
-        let (exit, out) = prestarted_output(script, &sb, code).await;
-        assert_eq!(exit, Exit::Code(0), "{out}");
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "993", "unprivileged user: {out}");
-        assert_eq!(lines[1], content, "its own /var/task: {out}");
-        assert!(
-            !out.contains("WROTE") && !out.contains("READ-SHADOW"),
-            "{out}"
-        );
-        assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
-        assert!(out.contains("NoNewPrivs:\t1"), "{out}");
-        assert!(out.contains("Seccomp:\t2"), "{out}");
+        ls / | tr '\\n' ' '; echo; \
+        hostname; ulimit -n; \
+        ls -A /tmp | wc -l; \
+        dd if=/dev/zero of=/tmp/fill bs=1M count=20 2>&1 | grep -o 'No space left on device'; \
+        echo done";
+    let mut spec = sh(script, &code);
+    spec.tmp_mb = 8;
+    let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    assert!(p.prestarted(), "the pool had one ready");
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut out))
+        .await
+        .expect("the environment finished")
+        .unwrap();
+    assert_eq!(p.wait().await, Exit::Code(0), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    // The shell is pid 2 in its own pid namespace (init is 1), as the sandbox user.
+    assert_eq!(
+        &lines[..4],
+        ["2", "993", "990", "from the package"],
+        "{out}"
+    );
+    for expected in [
+        "CapPrm:0000000000000000",
+        "CapEff:0000000000000000",
+        "CapBnd:0000000000000000",
+        "NoNewPrivs:1",
+        "Seccomp:2",
+    ] {
+        assert!(lines.contains(&expected), "{expected} missing: {out}");
     }
-    // An isolated network needs a network namespace of its own: such a spawn starts cold.
-    let mut spec = sh("echo cold", &code);
-    spec.network = Network::None;
-    let (mut p, _pipe) = sb.spawn(&spec).await.unwrap();
-    assert!(!p.prestarted(), "network none is never pre-started");
+    assert!(lines.contains(&"1"), "no init at pid 1: {out}");
+    for bad in ["WROTE", "READ-SHADOW"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    let root = lines.iter().find(|l| l.contains("var")).unwrap();
+    for absent in ["home", "root", "srv", "work", "sys"] {
+        assert!(
+            !root.split(' ').any(|e| e == absent),
+            "/{absent} visible: {root}"
+        );
+    }
+    assert!(lines.contains(&"localhost"), "{out}");
+    assert!(lines.contains(&"1024"), "open files limit: {out}");
+    // An empty /tmp of the size asked for (the pre-started one had another).
+    assert!(out.contains("\n0\nNo space left on device\n"), "{out}");
+    assert!(out.ends_with("done\n"), "{out}");
+    // The host's directory tree (this test's temp dir) is not visible.
+    let (_, out) = output(
+        &format!("ls {} 2>&1 || echo MISSING", dir.path().display()),
+        &sb,
+        &code,
+    )
+    .await;
+    assert!(out.contains("MISSING"), "{out}");
+}
+
+#[tokio::test]
+async fn each_prestarted_environment_gets_its_own_code_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let first = code_dir(dir.path());
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(second.join("other.txt"), "the second package\n").unwrap();
+    prestarted(&sb, 2).await;
+    let show = "ls /var/task; cat /var/task/*.txt";
+    // A function above the pre-started cgroups' 128 MB: its limit grows.
+    let mut big = sh(
+        &format!(
+            "{show}; dd if=/dev/zero of=/dev/null bs=150M count=1 2>/dev/null && echo survived"
+        ),
+        &first,
+    );
+    big.memory_mb = 256;
+    let (mut p, mut pipe) = sb.spawn(&big).await.unwrap();
+    assert!(p.prestarted());
+    let mut out = String::new();
+    pipe.read_to_string(&mut out).await.unwrap();
+    assert_eq!(p.wait().await, Exit::Code(0), "{out}");
+    assert_eq!(out, "hello.txt\nfrom the package\nsurvived\n");
+    // Another function, in the other pre-started environment, below them: its limit shrinks.
+    let mut small = sh(show, &second);
+    small.mounts[0].source = second.clone();
+    small.memory_mb = 64;
+    small.args = vec![
+        "-c".into(),
+        format!("{show}; dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived").into(),
+    ];
+    let (mut p, mut pipe) = sb.spawn(&small).await.unwrap();
+    assert!(p.prestarted());
+    let mut out = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), pipe.read_to_string(&mut out)).await;
+    let exit = p.wait().await;
+    assert!(out.starts_with("other.txt\nthe second package\n"), "{out}");
+    assert!(p.out_of_memory(), "exit {exit:?}, output {out}");
+    // Refilled, the first function's code again, not the second's.
+    prestarted(&sb, 1).await;
+    let (mut p, mut pipe) = sb.spawn(&sh(show, &first)).await.unwrap();
+    assert!(p.prestarted());
+    let mut out = String::new();
+    pipe.read_to_string(&mut out).await.unwrap();
     p.wait().await;
+    assert_eq!(out, "hello.txt\nfrom the package\n");
+}
+
+#[tokio::test]
+async fn without_a_usable_prestarted_environment_the_start_is_cold() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    // More spawns at once than the pool holds: the others start cold, all of them work.
+    prestarted(&sb, 2).await;
+    let spec = sh("cat /var/task/hello.txt", &code);
+    let (a, b, c) = tokio::join!(sb.spawn(&spec), sb.spawn(&spec), sb.spawn(&spec));
+    let mut prestarted_count = 0;
+    for started in [a, b, c] {
+        let (mut p, mut pipe) = started.unwrap();
+        prestarted_count += usize::from(p.prestarted());
+        let mut out = String::new();
+        pipe.read_to_string(&mut out).await.unwrap();
+        assert_eq!(p.wait().await, Exit::Code(0));
+        assert_eq!(out, "from the package\n");
+    }
+    assert_eq!(prestarted_count, 2);
+    // Pre-started inits that died: discarded, the start is cold.
+    for pid in prestarted(&sb, 2).await {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    let mut out = String::new();
+    pipe.read_to_string(&mut out).await.unwrap();
+    assert_eq!(p.wait().await, Exit::Code(0));
+    assert_eq!(out, "from the package\n");
+    assert!(!p.prestarted());
+    // A pre-started environment that cannot take the spawn (more mounts than one message
+    // carries) is killed, and the environment starts cold in its cgroup, with every mount.
+    prestarted(&sb, 1).await;
+    let mut spec = sh("ls /var/task /m/13", &code);
+    for i in 1..=13 {
+        let source = dir.path().join(format!("m{i}"));
+        std::fs::create_dir_all(&source).unwrap();
+        std::fs::write(source.join(format!("file{i}")), "").unwrap();
+        spec.mounts.push(Mount {
+            source,
+            target: format!("/m/{i}").into(),
+            writable: false,
+        });
+    }
+    let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    let mut out = String::new();
+    pipe.read_to_string(&mut out).await.unwrap();
+    assert_eq!(p.wait().await, Exit::Code(0), "{out}");
+    assert!(!p.prestarted());
+    assert_eq!(out, "/m/13:\nfile13\n\n/var/task:\nhello.txt\n");
 }
