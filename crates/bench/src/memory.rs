@@ -2,7 +2,9 @@
 //! idle (one function created, no environment), then with N warm idle environments of the Rust
 //! no-op (N concurrent invokes that each sleep 1 s, so each needs an environment of its own),
 //! and from the two lamina's own cost per environment. The environments' own memory is reported
-//! apart: RSS (which counts shared pages in every process) and PSS (which splits them).
+//! apart, per environment (its runtime process and, in a namespace sandbox, its init): RSS
+//! (which counts shared pages in every process) and PSS (which splits them); the sandbox's helper
+//! and its pre-started environments, which belong to no function yet, are a row of their own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,11 +49,21 @@ async fn measure(setup: &Setup, plan: &Plan, lamina: &Lamina, report: &mut Repor
     closed_loop(lamina.addr, raw, n, n, invoke_ok).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let with_envs = procfs::rss(lamina.pid).context("lamina's VmRSS")?;
-    let envs = procfs::descendants(lamina.pid);
-    ensure!(!envs.is_empty(), "no environment is left after {n} invokes");
-    let k = envs.len();
-    let env_rss: u64 = envs.iter().filter_map(|(p, _)| procfs::rss(*p)).sum();
-    let env_pss: u64 = envs.iter().filter_map(|(p, _)| procfs::pss(*p)).sum();
+    let tree: Vec<u32> = procfs::descendants(lamina.pid)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let env = environments(lamina.pid, &tree);
+    ensure!(
+        !env.runtimes.is_empty(),
+        "no environment is left after {n} invokes"
+    );
+    let k = env.runtimes.len();
+    let sum = |pids: &[u32], f: fn(u32) -> Option<u64>| -> u64 {
+        pids.iter().filter_map(|p| f(*p)).sum()
+    };
+    let env_rss = sum(&env.processes, procfs::rss);
+    let env_pss = sum(&env.processes, procfs::pss);
 
     let idle_floor = report.floor(Row::new(
         Section::Memory,
@@ -101,10 +113,58 @@ async fn measure(setup: &Setup, plan: &Plan, lamina: &Lamina, report: &mut Repor
         )
         .n(k),
     );
+    if !env.platform.is_empty() {
+        report.add(Row::new(
+            Section::Memory,
+            format!(
+                "sandbox helper and pre-started environments ({} processes)",
+                env.platform.len()
+            ),
+            "PSS",
+            sum(&env.platform, procfs::pss) as f64,
+            Unit::Bytes,
+        ));
+    }
     if k != n {
         report.note(format!(
-            "memory: {n} concurrent invokes left {k} environment processes (expected {n})"
+            "memory: {n} concurrent invokes left {k} environments (expected {n})"
         ));
     }
     Ok(())
+}
+
+/// lamina's processes, sorted by what they are.
+struct Environments {
+    /// The functions' runtime processes (`bootstrap`): one per environment.
+    runtimes: Vec<u32>,
+    /// Every process of those environments: the runtimes and, in a namespace sandbox, the
+    /// init each runtime runs under.
+    processes: Vec<u32>,
+    /// The rest: the sandbox's helper and its pre-started environments, which belong to no
+    /// function yet.
+    platform: Vec<u32>,
+}
+
+fn environments(lamina: u32, tree: &[u32]) -> Environments {
+    let runtimes: Vec<u32> = tree
+        .iter()
+        .copied()
+        .filter(|p| procfs::comm(*p).as_deref() == Some("bootstrap"))
+        .collect();
+    let mut processes = runtimes.clone();
+    for r in &runtimes {
+        if let Some(init) = procfs::parent(*r).filter(|p| *p != lamina && tree.contains(p)) {
+            processes.push(init);
+        }
+    }
+    let platform = tree
+        .iter()
+        .copied()
+        .filter(|p| !processes.contains(p))
+        .collect();
+    Environments {
+        runtimes,
+        processes,
+        platform,
+    }
 }

@@ -24,6 +24,17 @@ fn stat(pid: u32) -> Option<(u32, u64)> {
     Some((ppid, start))
 }
 
+/// The parent of a live process.
+pub(crate) fn parent(pid: u32) -> Option<u32> {
+    stat(pid).map(|(ppid, _)| ppid)
+}
+
+/// The command name of a process (`/proc/PID/comm`: the program's file name, cut to 15 bytes).
+pub(crate) fn comm(pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(text.trim_end().to_string())
+}
+
 /// Every process below `root` (children, grandchildren, ...), with its start time.
 pub(crate) fn descendants(root: u32) -> Vec<(u32, u64)> {
     let mut children: BTreeMap<u32, Vec<(u32, u64)>> = BTreeMap::new();
