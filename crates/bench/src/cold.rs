@@ -2,83 +2,144 @@
 //! with a new `Description`, then GetFunctionConfiguration until `LastUpdateStatus` is
 //! `Successful`) and times only the Invoke that follows, from request to response. Compared
 //! with starting a small binary (Rust) or the bare interpreter (Python, Node.js).
+//!
+//! With more than one isolation level, every level's lamina runs at once and the samples are
+//! interleaved: round `i` starts the function once on each level, one after the other. The
+//! machine's drift (other tenants, frequency) then falls on every level alike, and the
+//! sandbox's own cost is also given as the median of each round's difference. Before each
+//! timed invoke the bench waits until no lamina's process tree is using the CPU (see
+//! [`settle`]), so that one start does not pay for the work another left in the background
+//! (tearing down an old environment, pre-starting the next ones); the rounds alternate the
+//! order of the levels.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
 use crate::lamina::{invoke_ok, invoke_request, Lamina};
-use crate::report::{Report, Row, Section, Unit};
+use crate::procfs;
+use crate::report::{Floor, Report, Row, Section, Unit};
 use crate::stats::Samples;
 use crate::{Deployed, Plan};
 
-pub(crate) async fn run(
-    plan: &Plan,
-    lamina: &Lamina,
-    deployed: &[Deployed],
-    isolation: &str,
-    report: &mut Report,
-) -> Result<Vec<(String, f64)>> {
-    let mut p50s = Vec::new();
-    for d in deployed {
-        let mut api = lamina.api().await?;
-        let raw = invoke_request(&d.name, b"{}");
-        let mut times = Vec::with_capacity(plan.cold);
-        // Round 0 is not measured: it also stops the warm environments of the old revision.
-        for i in 0..=plan.cold {
-            api.touch(&d.name, &format!("cold start {isolation} {i}"))
-                .await?;
-            api.wait_state(&d.name, "LastUpdateStatus", "Successful")
-                .await?;
-            let t = Instant::now();
-            let resp = api.conn.call(&raw).await?;
-            let elapsed = t.elapsed();
-            invoke_ok(&resp)?;
-            if i > 0 {
-                times.push(elapsed.as_secs_f64());
-            }
-        }
-        let s = Samples::from_secs(times);
-        p50s.push((d.label.clone(), s.p50()));
-        for (stat, value, floor) in [
-            ("p50", s.p50(), &d.cold_floor.p50),
-            ("p99", s.p99(), &d.cold_floor.p99),
-        ] {
-            report.add(
-                Row::new(Section::Cold, &d.label, stat, value, Unit::Secs)
-                    .n(s.len())
-                    .vs(floor)
-                    .iso(isolation),
-            );
-        }
-    }
-    Ok(p50s)
+/// One lamina to measure cold starts on: its isolation level and its deployed functions.
+pub(crate) struct Level<'a> {
+    pub(crate) lamina: &'a Lamina,
+    pub(crate) deployed: &'a [Deployed],
+    pub(crate) isolation: &'a str,
 }
 
-/// The sandbox's own cost: the cold-start p50 at the `namespace` level minus the one at the
-/// `process` level, per runtime, both measured in this run.
-pub(crate) fn sandbox_cost(
-    namespace: &[(String, f64)],
-    process: &[(String, f64)],
-    report: &mut Report,
-) {
-    for (label, ns) in namespace {
-        if let Some((_, plain)) = process.iter().find(|(l, _)| l == label) {
-            let floor = crate::report::Floor {
-                id: format!("cold p50 {label} (process)"),
-                value: *plain,
+pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) -> Result<()> {
+    let Some(first) = levels.first() else {
+        return Ok(());
+    };
+    let mut apis = Vec::with_capacity(levels.len());
+    for level in levels {
+        apis.push(level.lamina.api().await?);
+    }
+    for (r, d) in first.deployed.iter().enumerate() {
+        // times[level][round]
+        let mut times = vec![Vec::with_capacity(plan.cold); levels.len()];
+        // Round 0 is not measured: it also stops the warm environments of the old revision.
+        for i in 0..=plan.cold {
+            let order: Vec<usize> = if i % 2 == 0 {
+                (0..levels.len()).collect()
+            } else {
+                (0..levels.len()).rev().collect()
             };
-            report.add(
-                Row::new(
-                    Section::Cold,
-                    format!("{label}: namespace sandbox cost"),
-                    "p50 diff",
-                    ns - plain,
-                    Unit::Secs,
-                )
-                .vs(&floor)
-                .iso("namespace"),
-            );
+            for l in order {
+                let level = &levels[l];
+                let name = &level.deployed[r].name;
+                let api = &mut apis[l];
+                api.touch(name, &format!("cold start {} {i}", level.isolation))
+                    .await?;
+                api.wait_state(name, "LastUpdateStatus", "Successful")
+                    .await?;
+                let raw = invoke_request(name, b"{}");
+                settle(levels).await;
+                let t = Instant::now();
+                let resp = api.conn.call(&raw).await?;
+                let elapsed = t.elapsed();
+                invoke_ok(&resp)?;
+                if i > 0 {
+                    times[l].push(elapsed.as_secs_f64());
+                }
+            }
         }
+        for (level, samples) in levels.iter().zip(&times) {
+            let s = Samples::from_secs(samples.clone());
+            for (stat, value, floor) in [
+                ("p50", s.p50(), &d.cold_floor.p50),
+                ("p99", s.p99(), &d.cold_floor.p99),
+            ] {
+                report.add(
+                    Row::new(Section::Cold, &d.label, stat, value, Unit::Secs)
+                        .n(s.len())
+                        .vs(floor)
+                        .iso(level.isolation),
+                );
+            }
+        }
+        let find = |iso: &str| levels.iter().position(|l| l.isolation == iso);
+        if let (Some(ns), Some(plain)) = (find("namespace"), find("process")) {
+            sandbox_cost(&d.label, &times[ns], &times[plain], report);
+        }
+    }
+    Ok(())
+}
+
+/// Wait until the process trees of every lamina (lamina, its sandbox helper, pre-started and
+/// warm environments) used less than 100 µs of CPU in 2 ms with no process starting or
+/// exiting, or 2 s have passed.
+async fn settle(levels: &[Level<'_>]) {
+    let snapshot = || {
+        let mut cpu = 0.0;
+        let mut pids = Vec::new();
+        for level in levels {
+            let (own, below) = procfs::tree_cpu_secs(level.lamina.pid);
+            cpu += own + below;
+            pids.extend(procfs::descendants(level.lamina.pid));
+        }
+        pids.sort_unstable();
+        (cpu, pids)
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut before = snapshot();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let now = snapshot();
+        if (now.0 - before.0).abs() < 100e-6 && now.1 == before.1 {
+            return;
+        }
+        before = now;
+    }
+}
+
+/// The sandbox's own cost: the `namespace` level's cold starts against the `process` level's,
+/// measured in the same rounds: p50 minus p50, and the median of the rounds' differences.
+fn sandbox_cost(label: &str, namespace: &[f64], process: &[f64], report: &mut Report) {
+    let ns = Samples::from_secs(namespace.to_vec());
+    let plain = Samples::from_secs(process.to_vec());
+    let floor = Floor {
+        id: format!("cold p50 {label} (process)"),
+        value: plain.p50(),
+    };
+    let paired = Samples::from_secs(namespace.iter().zip(process).map(|(a, b)| a - b).collect());
+    for (stat, value) in [
+        ("p50 diff", ns.p50() - plain.p50()),
+        ("paired p50", paired.p50()),
+    ] {
+        report.add(
+            Row::new(
+                Section::Cold,
+                format!("{label}: namespace sandbox cost"),
+                stat,
+                value,
+                Unit::Secs,
+            )
+            .n(paired.len())
+            .vs(&floor)
+            .iso("namespace"),
+        );
     }
 }

@@ -260,26 +260,19 @@ async fn run(cli: Cli) -> Result<()> {
     let floor_server = floors::FloorServer::start(&setup.bench).await?;
     let fl = floors::measure(&setup, &plan, &floor_server, &mut report).await?;
 
-    let mut lamina = Lamina::start(&setup.lamina, &setup.isolation[0]).await?;
-    let result = measure_on(&setup, &plan, &fl, &floor_server, &lamina, &mut report).await;
+    // Every level's lamina stays up until the cold starts, which are measured on all of them
+    // at once, interleaved (see `cold`).
+    let mut laminas: Vec<(Lamina, Vec<Deployed>)> = Vec::new();
+    let result = measure_levels(&setup, &plan, &fl, &floor_server, &mut laminas, &mut report).await;
     if result.is_err() {
-        lamina.post_mortem();
-    }
-    lamina.stop().await;
-    let first = result?;
-    // The other levels: warm and cold invokes only, each on a lamina of its own.
-    for level in &setup.isolation[1..] {
-        let mut lamina = Lamina::start(&setup.lamina, level).await?;
-        let result = measure_level(&setup, &plan, &fl, &lamina, level, &mut report).await;
-        if result.is_err() {
+        for (lamina, _) in &mut laminas {
             lamina.post_mortem();
         }
-        lamina.stop().await;
-        let cold = result?;
-        if setup.isolation[0] == "namespace" && level == "process" && plan.wants(Group::Cold) {
-            cold::sandbox_cost(&first, &cold, &mut report);
-        }
     }
+    for (lamina, _) in &mut laminas {
+        lamina.stop().await;
+    }
+    result?;
 
     if plan.wants(Group::Memory) {
         progress("memory");
@@ -336,33 +329,68 @@ async fn load(
     Ok(())
 }
 
-/// Every group that runs on the one shared lamina.
-async fn measure_on(
+/// Every group but memory, on a lamina per isolation level (pushed onto `laminas`, which
+/// the caller stops): all groups on the first level's; warm invokes only on the others'; then
+/// cold starts on all of them at once.
+async fn measure_levels(
+    setup: &Setup,
+    plan: &Plan,
+    fl: &floors::Floors,
+    floor_server: &floors::FloorServer,
+    laminas: &mut Vec<(Lamina, Vec<Deployed>)>,
+    report: &mut Report,
+) -> Result<()> {
+    for (i, level) in setup.isolation.iter().enumerate() {
+        let lamina = Lamina::start(&setup.lamina, level).await?;
+        laminas.push((lamina, Vec::new()));
+        let lamina = &laminas[i].0;
+        progress(&format!("deploying the no-op functions ({level})"));
+        // Deployment figures are reported for the first lamina only.
+        let deployed = if i == 0 {
+            deploy(setup, fl, lamina, report).await?
+        } else {
+            deploy(setup, fl, lamina, &mut Report::default()).await?
+        };
+        if plan.wants(Group::Warm) {
+            progress(&format!("warm invokes ({level})"));
+            warm::run(plan, fl, lamina, &deployed, level, report).await?;
+        }
+        if i == 0 {
+            measure_first(setup, plan, fl, floor_server, lamina, report).await?;
+        }
+        laminas[i].1 = deployed;
+    }
+    if plan.wants(Group::Cold) {
+        progress(&format!("cold starts ({})", setup.isolation.join(", ")));
+        let levels: Vec<cold::Level<'_>> = laminas
+            .iter()
+            .zip(&setup.isolation)
+            .map(|((lamina, deployed), isolation)| cold::Level {
+                lamina,
+                deployed,
+                isolation,
+            })
+            .collect();
+        cold::run(plan, &levels, report).await?;
+    }
+    Ok(())
+}
+
+/// The groups measured on the first level's lamina only: async invokes and the control plane.
+async fn measure_first(
     setup: &Setup,
     plan: &Plan,
     fl: &floors::Floors,
     floor_server: &floors::FloorServer,
     lamina: &Lamina,
     report: &mut Report,
-) -> Result<Vec<(String, f64)>> {
-    progress("deploying the no-op functions");
-    let deployed = deploy(setup, fl, lamina, report).await?;
-    let level = &setup.isolation[0];
-    if plan.wants(Group::Warm) {
-        progress(&format!("warm invokes ({level})"));
-        warm::run(plan, fl, lamina, &deployed, level, report).await?;
-    }
-    let mut cold = Vec::new();
-    if plan.wants(Group::Cold) {
-        progress(&format!("cold starts ({level})"));
-        cold = cold::run(plan, lamina, &deployed, level, report).await?;
-    }
+) -> Result<()> {
     if plan.wants(Group::Event) {
         progress("async invokes");
         event::run(setup, plan, fl, lamina, report).await?;
     }
     if !plan.wants(Group::Control) {
-        return Ok(cold);
+        return Ok(());
     }
     progress("control plane");
     report.add(
@@ -376,30 +404,7 @@ async fn measure_on(
         .n(1)
         .vs(&fl.spawn.p50),
     );
-    control::run(plan, fl, floor_server, lamina, report).await?;
-    Ok(cold)
-}
-
-/// Warm and cold invokes on a lamina running at `level`; returns the cold-start p50s.
-async fn measure_level(
-    setup: &Setup,
-    plan: &Plan,
-    fl: &floors::Floors,
-    lamina: &Lamina,
-    level: &str,
-    report: &mut Report,
-) -> Result<Vec<(String, f64)>> {
-    // Deployment figures were reported for the first lamina; these are not.
-    let deployed = deploy(setup, fl, lamina, &mut Report::default()).await?;
-    if plan.wants(Group::Warm) {
-        progress(&format!("warm invokes ({level})"));
-        warm::run(plan, fl, lamina, &deployed, level, report).await?;
-    }
-    if !plan.wants(Group::Cold) {
-        return Ok(Vec::new());
-    }
-    progress(&format!("cold starts ({level})"));
-    cold::run(plan, lamina, &deployed, level, report).await
+    control::run(plan, fl, floor_server, lamina, report).await
 }
 
 /// Create the three no-ops (those whose interpreter exists) and wait until they are Active.
