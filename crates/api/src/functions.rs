@@ -827,8 +827,15 @@ pub async fn settle(
         return Ok(());
     }
     match store.put_version(&v, Some(revision)).await {
+        Ok(()) => {
+            if problem.is_none() {
+                // The new revision is the one invocations get from now on.
+                invoker.retire_older(key, version, revision);
+            }
+            Ok(())
+        }
         // Another update came first; it will be settled on its own.
-        Ok(()) | Err(StoreError::RevisionMismatch { .. }) | Err(StoreError::NotFound(_)) => Ok(()),
+        Err(StoreError::RevisionMismatch { .. }) | Err(StoreError::NotFound(_)) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -493,6 +493,11 @@ impl Invoker {
         self.resolve(key, Some(&version)).await
     }
 
+    /// Stop the idle environments of `key`'s `version` older than `revision` (after an update).
+    pub fn retire_older(&self, key: &FunctionKey, version: &str, revision: &str) {
+        self.inner.pool.retire_older(key, version, revision);
+    }
+
     /// Stop the idle environments of a deleted function.
     pub fn drain(&self, key: &FunctionKey) {
         self.inner.pool.drain(key);

@@ -935,3 +935,43 @@ async fn an_in_flight_invoke_finishes_on_the_code_it_started_with() {
     let (_, body) = invoke_version(&client, "inflight", None, json!({})).await;
     assert_eq!(body["marker"], "v2");
 }
+
+#[tokio::test]
+async fn an_update_stops_the_old_revisions_idle_environments_before_the_next_invoke() {
+    let server = Server::start_with(PROCESS_LEVEL);
+    let client = server.client();
+    create_with(
+        &client,
+        "retired",
+        Runtime::Python312,
+        "app.handler",
+        probe_zip("v1"),
+        |b| b,
+    )
+    .await;
+    let published = publish(&client, "retired").await;
+    assert_eq!(published.version(), Some("1"));
+    let (_, latest) = invoke_version(&client, "retired", None, json!({})).await;
+    let (_, v1) = invoke_version(&client, "retired:1", None, json!({})).await;
+    let latest_pid = latest["pid"].as_u64().unwrap() as u32;
+    let v1_pid = v1["pid"].as_u64().unwrap() as u32;
+    assert_ne!(latest_pid, v1_pid);
+
+    // The update is applied: $LATEST's idle environment is stopped without waiting for the
+    // next invoke; version 1 did not change, so its environment stays warm.
+    set_code(&client, "retired", "v2").await;
+    eventually(
+        Duration::from_secs(10),
+        "the old revision's idle environment to be stopped",
+        || async { (!alive(latest_pid)).then_some(()) },
+    )
+    .await;
+    assert!(alive(v1_pid), "version 1's environment was stopped too");
+    let (_, body) = invoke_version(&client, "retired", None, json!({})).await;
+    assert_eq!(body["marker"], "v2");
+    let (_, body) = invoke_version(&client, "retired:1", None, json!({})).await;
+    assert_eq!(
+        (&body["marker"], body["pid"].as_u64()),
+        (&json!("v1"), Some(v1_pid as u64))
+    );
+}

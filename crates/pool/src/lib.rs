@@ -4,7 +4,8 @@
 //! of exactly that version and revision, or cold-starts one, runs the invocation, and puts the
 //! environment back if it is still healthy. Environments are keyed by function, version and
 //! `RevisionId`, so an environment never serves a configuration or code other than the one it
-//! was started with; environments of older revisions are killed as soon as a newer one is seen.
+//! was started with; idle environments of older revisions are killed once an update is applied
+//! ([`Pool::retire_older`]) or a newer revision is invoked, busy ones when their invocation ends.
 //! A reaper kills environments idle for longer than [`PoolConfig::idle_timeout`].
 //!
 //! This is the only crate that combines `sandbox` (the process) and `runtime-api` (its endpoint).
@@ -424,6 +425,14 @@ impl Pool {
     /// How many environments are idle now.
     pub fn idle_count(&self) -> usize {
         lock(&self.inner.idle).values().map(Vec::len).sum()
+    }
+
+    /// `revision` is now the newest of `function`'s `version` (an update was applied): stop
+    /// the idle environments of older revisions now, so that the first invocation of the new
+    /// one does not share the machine with their teardown. Busy ones stop when their
+    /// invocation ends.
+    pub fn retire_older(&self, function: &FunctionKey, version: &str, revision: &str) {
+        self.note_revision(&(function.clone(), version.to_string(), revision.to_string()));
     }
 
     /// Record `key`'s revision as the newest of its (function, version); stop idle environments
