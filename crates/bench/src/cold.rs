@@ -88,8 +88,11 @@ pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) 
     Ok(())
 }
 
+/// How long the laminas' process trees must stay quiet before a timed cold start.
+pub(crate) const QUIET: Duration = Duration::from_millis(2);
+
 /// Wait until the process trees of every lamina (lamina, its sandbox helper, pre-started and
-/// warm environments) used less than 100 µs of CPU in 2 ms with no process starting or
+/// warm environments) used less than 100 µs of CPU in [`QUIET`] with no process starting or
 /// exiting, or 2 s have passed.
 async fn settle(levels: &[Level<'_>]) {
     let snapshot = || {
@@ -106,7 +109,7 @@ async fn settle(levels: &[Level<'_>]) {
     let deadline = Instant::now() + Duration::from_secs(2);
     let mut before = snapshot();
     while Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(QUIET).await;
         let now = snapshot();
         if (now.0 - before.0).abs() < 100e-6 && now.1 == before.1 {
             return;

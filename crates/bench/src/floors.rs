@@ -387,7 +387,10 @@ enum Until {
     Output,
 }
 
-/// Run a command `n` times (after one unmeasured run), timing from spawn to `until`.
+/// Run a command `n` times (after one unmeasured run), timing from spawn to `until`. Each
+/// start follows 2 ms with nothing running, as each cold start does (`cold::settle`): on a VM a
+/// start right after busy CPUs is faster than one after idle ones, and the floor must not get
+/// the faster kind.
 async fn run_many(
     n: usize,
     until: Until,
@@ -404,6 +407,7 @@ async fn run_many(
                     Until::Output => Stdio::piped(),
                 })
                 .stderr(Stdio::null());
+            std::thread::sleep(crate::cold::QUIET);
             let t = Instant::now();
             let mut child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
             if let Some(mut out) = child.stdout.take() {
