@@ -37,6 +37,7 @@ pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) 
     for level in levels {
         apis.push(level.lamina.api().await?);
     }
+    let mut unsettled = 0;
     for (r, d) in first.deployed.iter().enumerate() {
         // times[level][round]
         let mut times = vec![Vec::with_capacity(plan.cold); levels.len()];
@@ -56,7 +57,9 @@ pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) 
                 api.wait_state(name, "LastUpdateStatus", "Successful")
                     .await?;
                 let raw = invoke_request(name, b"{}");
-                settle(levels).await;
+                if !settle(levels).await {
+                    unsettled += 1;
+                }
                 let t = Instant::now();
                 let resp = api.conn.call(&raw).await?;
                 let elapsed = t.elapsed();
@@ -85,6 +88,11 @@ pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) 
             sandbox_cost(&d.label, &times[ns], &times[plain], report);
         }
     }
+    if unsettled > 0 {
+        report.note(format!(
+            "cold: {unsettled} starts began with a lamina still busy after 2 s of waiting for it to be quiet"
+        ));
+    }
     Ok(())
 }
 
@@ -93,8 +101,8 @@ pub(crate) const QUIET: Duration = Duration::from_millis(2);
 
 /// Wait until the process trees of every lamina (lamina, its sandbox helper, pre-started and
 /// warm environments) used less than 100 µs of CPU in [`QUIET`] with no process starting or
-/// exiting, or 2 s have passed.
-async fn settle(levels: &[Level<'_>]) {
+/// exiting (`true`), or 2 s have passed (`false`).
+async fn settle(levels: &[Level<'_>]) -> bool {
     let snapshot = || {
         let mut cpu = 0.0;
         let mut pids = Vec::new();
@@ -112,10 +120,11 @@ async fn settle(levels: &[Level<'_>]) {
         tokio::time::sleep(QUIET).await;
         let now = snapshot();
         if (now.0 - before.0).abs() < 100e-6 && now.1 == before.1 {
-            return;
+            return true;
         }
         before = now;
     }
+    false
 }
 
 /// The sandbox's own cost: the `namespace` level's cold starts against the `process` level's,

@@ -329,9 +329,11 @@ async fn load(
     Ok(())
 }
 
-/// Every group but memory, on a lamina per isolation level (pushed onto `laminas`, which
-/// the caller stops): all groups on the first level's; warm invokes only on the others'; then
-/// cold starts on all of them at once.
+/// Every group but memory, on a lamina per isolation level (pushed onto `laminas`; the caller
+/// stops any still running). Cold starts come first, on all the laminas at once while they are
+/// fresh (see `cold`); then each lamina in turn gets its warm invokes (and the first one the
+/// async and control-plane groups) and is stopped, so that none idles beside the next one's
+/// measurements with environments it would reap meanwhile.
 async fn measure_levels(
     setup: &Setup,
     plan: &Plan,
@@ -343,21 +345,13 @@ async fn measure_levels(
     for (i, level) in setup.isolation.iter().enumerate() {
         let lamina = Lamina::start(&setup.lamina, level).await?;
         laminas.push((lamina, Vec::new()));
-        let lamina = &laminas[i].0;
         progress(&format!("deploying the no-op functions ({level})"));
         // Deployment figures are reported for the first lamina only.
         let deployed = if i == 0 {
-            deploy(setup, fl, lamina, report).await?
+            deploy(setup, fl, &laminas[i].0, report).await?
         } else {
-            deploy(setup, fl, lamina, &mut Report::default()).await?
+            deploy(setup, fl, &laminas[i].0, &mut Report::default()).await?
         };
-        if plan.wants(Group::Warm) {
-            progress(&format!("warm invokes ({level})"));
-            warm::run(plan, fl, lamina, &deployed, level, report).await?;
-        }
-        if i == 0 {
-            measure_first(setup, plan, fl, floor_server, lamina, report).await?;
-        }
         laminas[i].1 = deployed;
     }
     if plan.wants(Group::Cold) {
@@ -372,6 +366,17 @@ async fn measure_levels(
             })
             .collect();
         cold::run(plan, &levels, report).await?;
+    }
+    for (i, level) in setup.isolation.iter().enumerate() {
+        let (lamina, deployed) = &laminas[i];
+        if plan.wants(Group::Warm) {
+            progress(&format!("warm invokes ({level})"));
+            warm::run(plan, fl, lamina, deployed, level, report).await?;
+        }
+        if i == 0 {
+            measure_first(setup, plan, fl, floor_server, lamina, report).await?;
+        }
+        laminas[i].0.stop().await;
     }
     Ok(())
 }
