@@ -246,7 +246,10 @@ impl Pool {
             Some(env) => env,
             None => {
                 starting = Some(Starting::new(&self.inner));
-                match Environment::start(&self.inner.cfg, version, &params.request_id, None).await {
+                // Boxed: a start's future is several kB, and every warm invoke would otherwise
+                // carry (and copy, when the invoke is spawned as a task) that much state.
+                let start = Environment::start(&self.inner.cfg, version, &params.request_id, None);
+                match Box::pin(start).await {
                     Ok(env) => env,
                     Err(failure) => {
                         return InvokeResult {
