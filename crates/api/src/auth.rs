@@ -47,7 +47,7 @@ pub fn parse_credential(s: &str) -> Option<Credential<'_>> {
 /// Identify the caller of a request.
 pub fn caller(headers: &HeaderMap, query: Option<&str>) -> Caller {
     let from_header = headers
-        .get("authorization")
+        .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("AWS4-HMAC-SHA256"))
         .and_then(|rest| {

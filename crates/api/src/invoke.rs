@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use bytes::Bytes;
+use http::header::{HeaderName, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use lamina_invoke::InvokeRequest;
@@ -18,7 +19,16 @@ use crate::error::ApiError;
 use crate::functions::resolve;
 use crate::{empty, ApiState, Ctx, Resp};
 
-fn header<'a>(ctx: &'a Ctx, name: &str) -> Option<&'a str> {
+// Header names made at compile time: a name given as `&str` is parsed on every lookup.
+const INVOCATION_TYPE: HeaderName = HeaderName::from_static("x-amz-invocation-type");
+const LOG_TYPE: HeaderName = HeaderName::from_static("x-amz-log-type");
+const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("x-amz-client-context");
+const TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+const EXECUTED_VERSION: HeaderName = HeaderName::from_static("x-amz-executed-version");
+const FUNCTION_ERROR: HeaderName = HeaderName::from_static("x-amz-function-error");
+const LOG_RESULT: HeaderName = HeaderName::from_static("x-amz-log-result");
+
+fn header<'a>(ctx: &'a Ctx, name: &HeaderName) -> Option<&'a str> {
     ctx.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -30,7 +40,7 @@ pub(crate) async fn invoke(
     qualifier: Option<&str>,
     body: Bytes,
 ) -> Result<Resp, ApiError> {
-    let kind_header = header(ctx, "x-amz-invocation-type");
+    let kind_header = header(ctx, &INVOCATION_TYPE);
     let kind = InvocationType::parse(kind_header).ok_or_else(|| {
         InputError::validation(
             "invocationType",
@@ -38,7 +48,7 @@ pub(crate) async fn invoke(
             "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
         )
     })?;
-    let tail = match header(ctx, "x-amz-log-type") {
+    let tail = match header(ctx, &LOG_TYPE) {
         None | Some("None") => false,
         Some("Tail") => true,
         Some(other) => {
@@ -75,7 +85,7 @@ pub(crate) async fn invoke(
         }
         body
     };
-    let client_context = match header(ctx, "x-amz-client-context") {
+    let client_context = match header(ctx, &CLIENT_CONTEXT) {
         None => None,
         Some(cc) => Some(decode_client_context(cc)?),
     };
@@ -85,7 +95,7 @@ pub(crate) async fn invoke(
         payload,
         request_id: ctx.request_id.clone(),
         client_context,
-        trace_id: header(ctx, "x-amzn-trace-id").map(str::to_string),
+        trace_id: header(ctx, &TRACE_ID).map(str::to_string),
     };
     match kind {
         InvocationType::DryRun => {
@@ -103,23 +113,29 @@ pub(crate) async fn invoke(
             let out = state.invoker.invoke(req).await?;
             let mut resp = Response::new(Full::new(out.body));
             let h = resp.headers_mut();
+            h.reserve(4);
             h.insert(
-                "content-type",
+                CONTENT_TYPE,
                 out.content_type
-                    .as_deref()
-                    .and_then(|c| HeaderValue::from_str(c).ok())
+                    .and_then(|c| HeaderValue::from_maybe_shared(Bytes::from(c)).ok())
                     .unwrap_or(HeaderValue::from_static("application/json")),
             );
-            if let Ok(v) = HeaderValue::from_str(&out.executed_version) {
-                h.insert("x-amz-executed-version", v);
+            let version = match out.executed_version.as_str() {
+                lamina_types::names::LATEST => {
+                    Ok(HeaderValue::from_static(lamina_types::names::LATEST))
+                }
+                _ => HeaderValue::from_maybe_shared(Bytes::from(out.executed_version)),
+            };
+            if let Ok(v) = version {
+                h.insert(EXECUTED_VERSION, v);
             }
             if let Some(e) = out.function_error {
-                h.insert("x-amz-function-error", HeaderValue::from_static(e));
+                h.insert(FUNCTION_ERROR, HeaderValue::from_static(e));
             }
             if tail {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(&out.log_tail);
-                if let Ok(v) = HeaderValue::from_str(&encoded) {
-                    h.insert("x-amz-log-result", v);
+                if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(encoded)) {
+                    h.insert(LOG_RESULT, v);
                 }
             }
             Ok(resp)

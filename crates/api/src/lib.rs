@@ -100,14 +100,27 @@ pub(crate) struct Ctx {
     pub(crate) host: String,
 }
 
+/// A new request id (a UUID, written without the formatting machinery: this runs per request).
+pub(crate) fn new_request_id() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
+}
+
+/// `x-amzn-RequestId`, on every response (a name made at compile time is not parsed again).
+const REQUEST_ID: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-amzn-requestid");
+
 async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = new_request_id();
     let (parts, body) = req.into_parts();
     let query = parts.uri.query();
     let caller = auth::caller(&parts.headers, query);
     let host = parts
         .headers
-        .get("host")
+        .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("127.0.0.1")
         .to_string();
@@ -122,8 +135,8 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
             Ok(body) => sqs::handle(state, &ctx, protocol, parts.uri.path(), body).await,
             Err(e) => e.to_response(),
         };
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            resp.headers_mut().insert("x-amzn-requestid", v);
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(request_id)) {
+            resp.headers_mut().insert(REQUEST_ID, v);
         }
         return resp;
     }
@@ -143,8 +156,8 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
         Err(e) => Err(e),
     };
     let mut resp = result.unwrap_or_else(|e| e.to_response());
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-amzn-requestid", v);
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(request_id)) {
+        resp.headers_mut().insert(REQUEST_ID, v);
     }
     resp
 }

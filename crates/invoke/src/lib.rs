@@ -91,12 +91,13 @@ pub struct SyncResponse {
 #[derive(Debug, Default)]
 struct Cache {
     generation: u64,
-    versions: HashMap<(FunctionKey, String), Arc<FunctionVersion>>,
+    /// Versions per function and version name (nested, so that a lookup borrows its key).
+    versions: HashMap<FunctionKey, HashMap<String, Arc<FunctionVersion>>>,
     aliases: HashMap<(FunctionKey, String), Arc<AliasConfiguration>>,
     /// Reserved concurrency per function (`None`: unreserved).
     reserved: HashMap<FunctionKey, Option<u32>>,
-    /// Sum of reservations per (account, region).
-    total_reserved: HashMap<(String, String), u64>,
+    /// Sum of reservations per account and region.
+    total_reserved: HashMap<String, HashMap<String, u64>>,
     /// Event invoke configs per (function, qualifier); the default when none is set.
     event_configs:
         HashMap<(FunctionKey, String), Arc<lamina_types::asynchronous::EventInvokeConfig>>,
@@ -114,19 +115,13 @@ impl Cache {
     }
 }
 
-/// Invocations running now, per reserved function and per account/region pool.
-#[derive(Debug, Default)]
-struct Running {
-    reserved: HashMap<FunctionKey, u32>,
-    unreserved: HashMap<(String, String), u32>,
-}
-
 #[derive(Debug)]
 struct Inner {
     store: Arc<dyn Store>,
     pool: Pool,
     cache: Mutex<Cache>,
-    running: Mutex<Running>,
+    /// Invocations running now, per concurrency pool.
+    running: Mutex<HashMap<PoolKey, u32>>,
     concurrency_limit: u32,
     events: mpsc::UnboundedSender<AsyncEvent>,
     settings: AsyncSettings,
@@ -146,29 +141,15 @@ enum PoolKey {
 #[derive(Debug)]
 struct Permit {
     inner: Arc<Inner>,
-    key: FunctionKey,
-    reserved: bool,
+    pool: PoolKey,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        let pool = if self.reserved {
-            PoolKey::Reserved(self.key.clone())
-        } else {
-            PoolKey::Unreserved(self.key.account.clone(), self.key.region.clone())
-        };
-        if let Some(n) = lock(&self.inner.freed).get(&pool) {
+        if let Some(n) = lock(&self.inner.freed).get(&self.pool) {
             n.notify_one();
         }
-        let mut running = lock(&self.inner.running);
-        let slot = if self.reserved {
-            running.reserved.get_mut(&self.key)
-        } else {
-            running
-                .unreserved
-                .get_mut(&(self.key.account.clone(), self.key.region.clone()))
-        };
-        if let Some(n) = slot {
+        if let Some(n) = lock(&self.inner.running).get_mut(&self.pool) {
             *n = n.saturating_sub(1);
         }
     }
@@ -200,7 +181,7 @@ impl Invoker {
                 store,
                 pool,
                 cache: Mutex::new(Cache::default()),
-                running: Mutex::new(Running::default()),
+                running: Mutex::new(HashMap::new()),
                 concurrency_limit,
                 events: tx,
                 settings,
@@ -229,17 +210,20 @@ impl Invoker {
         key: &FunctionKey,
         qualifier: Option<&str>,
     ) -> Result<Arc<FunctionVersion>, InvokeError> {
-        let version = match qualifier {
-            None => LATEST.to_string(),
-            Some(q) if q == LATEST || is_version_number(q) => q.to_string(),
-            Some(alias) => pick(&*self.alias(key, alias).await?),
+        let version: std::borrow::Cow<'_, str> = match qualifier {
+            None => LATEST.into(),
+            Some(q) if q == LATEST || is_version_number(q) => q.into(),
+            Some(alias) => pick(&*self.alias(key, alias).await?).into(),
         };
         let generation = self.inner.store.generation();
-        let cache_key = (key.clone(), version.clone());
         {
             let mut cache = lock(&self.inner.cache);
             cache.check(generation);
-            if let Some(v) = cache.versions.get(&cache_key) {
+            if let Some(v) = cache
+                .versions
+                .get(key)
+                .and_then(|v| v.get(version.as_ref()))
+            {
                 return Ok(v.clone());
             }
         }
@@ -252,7 +236,11 @@ impl Invoker {
         let found = Arc::new(found);
         let mut cache = lock(&self.inner.cache);
         if cache.generation == generation {
-            cache.versions.insert(cache_key, found.clone());
+            cache
+                .versions
+                .entry(key.clone())
+                .or_default()
+                .insert(version.into_owned(), found.clone());
         }
         Ok(found)
     }
@@ -288,38 +276,33 @@ impl Invoker {
     /// Take room for one invocation of `key`, or say which limit is reached.
     async fn admit(&self, key: &FunctionKey) -> Result<Permit, InvokeError> {
         let (reserved, total_reserved) = self.limits(key).await?;
-        let mut running = lock(&self.inner.running);
-        let reserved_slot = match reserved {
-            Some(limit) => {
-                let n = running.reserved.entry(key.clone()).or_default();
-                if *n >= limit {
-                    return Err(InvokeError::Throttled {
-                        reason: "ReservedFunctionConcurrentInvocationLimitExceeded",
-                    });
-                }
-                *n += 1;
-                true
-            }
-            None => {
-                let capacity =
-                    u64::from(self.inner.concurrency_limit).saturating_sub(total_reserved);
-                let n = running
-                    .unreserved
-                    .entry((key.account.clone(), key.region.clone()))
-                    .or_default();
-                if u64::from(*n) >= capacity {
-                    return Err(InvokeError::Throttled {
-                        reason: "ConcurrentInvocationLimitExceeded",
-                    });
-                }
-                *n += 1;
-                false
-            }
+        let (pool, capacity, reason) = match reserved {
+            Some(limit) => (
+                PoolKey::Reserved(key.clone()),
+                u64::from(limit),
+                "ReservedFunctionConcurrentInvocationLimitExceeded",
+            ),
+            None => (
+                PoolKey::Unreserved(key.account.clone(), key.region.clone()),
+                u64::from(self.inner.concurrency_limit).saturating_sub(total_reserved),
+                "ConcurrentInvocationLimitExceeded",
+            ),
         };
+        let mut running = lock(&self.inner.running);
+        // Looked up before inserting, so that the key is not cloned on every invoke.
+        if !running.contains_key(&pool) {
+            running.insert(pool.clone(), 0);
+        }
+        if let Some(n) = running.get_mut(&pool) {
+            if u64::from(*n) >= capacity {
+                return Err(InvokeError::Throttled { reason });
+            }
+            *n += 1;
+        }
+        drop(running);
         Ok(Permit {
             inner: self.inner.clone(),
-            key: key.clone(),
-            reserved: reserved_slot,
+            pool,
         })
     }
 
@@ -338,12 +321,14 @@ impl Invoker {
     /// region.
     async fn limits(&self, key: &FunctionKey) -> Result<(Option<u32>, u64), InvokeError> {
         let generation = self.inner.store.generation();
-        let place = (key.account.clone(), key.region.clone());
         {
             let mut cache = lock(&self.inner.cache);
             cache.check(generation);
-            if let (Some(r), Some(t)) = (cache.reserved.get(key), cache.total_reserved.get(&place))
-            {
+            let total = cache
+                .total_reserved
+                .get(&key.account)
+                .and_then(|regions| regions.get(&key.region));
+            if let (Some(r), Some(t)) = (cache.reserved.get(key), total) {
                 return Ok((*r, *t));
             }
         }
@@ -362,7 +347,11 @@ impl Invoker {
         let mut cache = lock(&self.inner.cache);
         if cache.generation == generation {
             cache.reserved.insert(key.clone(), reserved);
-            cache.total_reserved.insert(place, total);
+            cache
+                .total_reserved
+                .entry(key.account.clone())
+                .or_default()
+                .insert(key.region.clone(), total);
         }
         Ok((reserved, total))
     }
@@ -531,16 +520,43 @@ fn params(req: &InvokeRequest) -> InvokeParams {
 
 /// A new X-Ray trace header: `Root=1-{epoch hex}-{96 bits};Parent={64 bits};Sampled=0`.
 fn new_trace_id() -> String {
+    use std::fmt::Write;
     let now = chrono::Utc::now().timestamp() as u32;
-    let root: [u8; 12] = rand::random();
-    let parent: [u8; 8] = rand::random();
-    format!(
-        "Root=1-{now:08x}-{};Parent={};Sampled=0",
-        hex::encode(root),
-        hex::encode(parent)
-    )
+    let random: [u8; 20] = rand::random();
+    let mut hex = [0u8; 40];
+    // Written into one buffer: this runs on every invoke without a trace header.
+    let hex = match hex::encode_to_slice(random, &mut hex) {
+        Ok(()) => std::str::from_utf8(&hex).unwrap_or_default(),
+        Err(_) => "",
+    };
+    let mut id = String::with_capacity(80);
+    let _ = write!(id, "Root=1-{now:08x}-");
+    id.push_str(&hex[..24]);
+    id.push_str(";Parent=");
+    id.push_str(&hex[24..]);
+    id.push_str(";Sampled=0");
+    id
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trace_ids_have_the_x_ray_shape() {
+        let id = super::new_trace_id();
+        let (root, rest) = id.split_once(";Parent=").unwrap();
+        let (parent, sampled) = rest.split_once(';').unwrap();
+        let parts: Vec<&str> = root.strip_prefix("Root=").unwrap().split('-').collect();
+        assert_eq!(parts[0], "1");
+        assert_eq!((parts[1].len(), parts[2].len(), parent.len()), (8, 24, 16));
+        assert!(parts[1..]
+            .iter()
+            .chain([&parent])
+            .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert_eq!(sampled, "Sampled=0");
+        assert_ne!(id, super::new_trace_id());
+    }
 }

@@ -161,8 +161,9 @@ struct Inner {
     cfg: PoolConfig,
     /// Idle environments per (function, version, revision); the last one is the most recent.
     idle: Mutex<HashMap<EnvKey, Vec<Environment>>>,
-    /// The newest revision seen per (function, version).
-    current: Mutex<HashMap<(FunctionKey, String), String>>,
+    /// The newest revision seen per function and version (nested, so that the lookup on every
+    /// invoke borrows its key instead of building one).
+    current: Mutex<HashMap<FunctionKey, HashMap<String, String>>>,
     /// Provisioned concurrency per (function, version).
     provisioned: Mutex<HashMap<(FunctionKey, String), Provision>>,
     /// Environments starting: from their spawn to the end of their first invocation.
@@ -357,7 +358,7 @@ impl Pool {
     /// Stop every idle environment of `function` (after it is deleted). Busy ones are stopped
     /// when their invocation ends.
     pub fn drain(&self, function: &FunctionKey) {
-        lock(&self.inner.current).retain(|(f, _), _| f != function);
+        lock(&self.inner.current).remove(function);
         lock(&self.inner.provisioned).retain(|(f, _), p| {
             if f == function {
                 p.state.active.store(false, Ordering::Release);
@@ -441,15 +442,24 @@ impl Pool {
     /// Record `key`'s revision as the newest of its (function, version); stop idle environments
     /// of older revisions.
     fn note_revision(&self, key: &EnvKey) {
-        let fv = (key.0.clone(), key.1.clone());
         let changed = {
             let mut current = lock(&self.inner.current);
-            match current.get(&fv) {
-                Some(rev) if rev == &key.2 => false,
-                _ => {
-                    current.insert(fv, key.2.clone());
-                    true
-                }
+            if !current.contains_key(&key.0) {
+                current.insert(key.0.clone(), HashMap::new());
+            }
+            match current.get_mut(&key.0) {
+                Some(versions) => match versions.get_mut(&key.1) {
+                    Some(rev) if *rev == key.2 => false,
+                    Some(rev) => {
+                        *rev = key.2.clone();
+                        true
+                    }
+                    None => {
+                        versions.insert(key.1.clone(), key.2.clone());
+                        true
+                    }
+                },
+                None => false,
             }
         };
         if changed {
@@ -471,7 +481,8 @@ impl Pool {
 
     fn is_current(&self, key: &EnvKey) -> bool {
         lock(&self.inner.current)
-            .get(&(key.0.clone(), key.1.clone()))
+            .get(&key.0)
+            .and_then(|versions| versions.get(&key.1))
             .is_some_and(|rev| rev == &key.2)
     }
 }

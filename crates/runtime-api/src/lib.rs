@@ -320,21 +320,22 @@ fn event(inv: Invocation) -> Resp {
     let mut resp = Response::new(Full::new(inv.payload));
     let h = resp.headers_mut();
     h.reserve(6);
-    let mut put = |name: HeaderName, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
+    // The values are moved into the headers (checked, not copied).
+    let mut put = |name: HeaderName, value: String| {
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(value)) {
             h.insert(name, v);
         }
     };
-    put(REQUEST_ID, &inv.request_id);
-    put(DEADLINE_MS, &inv.deadline_ms.to_string());
-    put(INVOKED_FUNCTION_ARN, &inv.invoked_function_arn);
-    put(TRACE_ID, &inv.trace_id);
-    if let Some(cc) = &inv.client_context {
+    put(REQUEST_ID, inv.request_id);
+    put(INVOKED_FUNCTION_ARN, inv.invoked_function_arn);
+    put(TRACE_ID, inv.trace_id);
+    if let Some(cc) = inv.client_context {
         put(CLIENT_CONTEXT, cc);
     }
-    if let Some(ci) = &inv.cognito_identity {
+    if let Some(ci) = inv.cognito_identity {
         put(COGNITO_IDENTITY, ci);
     }
+    h.insert(DEADLINE_MS, HeaderValue::from(inv.deadline_ms));
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

@@ -31,24 +31,34 @@ pub(crate) enum Protocol {
     Query,
 }
 
+const X_AMZ_TARGET: http::header::HeaderName =
+    http::header::HeaderName::from_static("x-amz-target");
+
 /// Whether a request is for the SQS service, and in which protocol.
 pub(crate) fn protocol(method: &Method, path: &str, headers: &HeaderMap) -> Option<Protocol> {
     if let Some(action) = headers
-        .get("x-amz-target")
+        .get(X_AMZ_TARGET)
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix("AmazonSQS."))
     {
         return Some(Protocol::Json(action.to_string()));
     }
+    if method != Method::POST {
+        return None;
+    }
     let form = headers
-        .get("content-type")
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let queue_path = segments.len() == 2
-        && segments[0].len() == 12
-        && segments[0].bytes().all(|b| b.is_ascii_digit());
-    (method == Method::POST && form && (path == "/" || queue_path)).then_some(Protocol::Query)
+    let queue_path = || {
+        let mut segments = path.trim_matches('/').split('/');
+        let account = segments.next().unwrap_or_default();
+        account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && segments.next().is_some()
+            && segments.next().is_none()
+    };
+    (form && (path == "/" || queue_path())).then_some(Protocol::Query)
 }
 
 /// Serve one SQS request.
