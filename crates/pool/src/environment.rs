@@ -287,7 +287,7 @@ impl Environment {
         let deadline_ms = Utc::now().timestamp_millis() as u64 + timeout.as_millis() as u64;
         self.process.thaw();
         self.logs.begin_capture();
-        self.logs.platform_line(&format!(
+        self.logs.platform_fmt(format_args!(
             "START RequestId: {request_id} Version: {}",
             self.version.version()
         ));
@@ -354,21 +354,18 @@ impl Environment {
             self.logs.drain();
         }
         self.logs
-            .platform_line(&format!("END RequestId: {request_id}"));
-        let mut report = format!(
-            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t",
+            .platform_fmt(format_args!("END RequestId: {request_id}"));
+        let tail = ReportTail {
+            init: self.init_duration.take(),
+            status,
+        };
+        self.logs.platform_fmt(format_args!(
+            "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t{tail}",
             ms(duration),
             duration.as_nanos().div_ceil(1_000_000).max(1),
             self.version.config.memory_size,
             memory_used,
-        );
-        if let Some(init) = self.init_duration.take() {
-            report.push_str(&format!("Init Duration: {:.2} ms\t", ms(init)));
-        }
-        if let Some(status) = status {
-            report.push_str(&format!("Status: {status}"));
-        }
-        self.logs.platform_line(&report);
+        ));
         let log_tail = self.logs.end_capture(LOG_TAIL_BYTES);
         self.last_used = Instant::now();
         InvokeResult {
@@ -486,6 +483,25 @@ pub(crate) fn platform_error(error_type: &str, message: &str) -> FunctionOutcome
             }
             .to_json(),
         ),
+    }
+}
+
+/// The optional end of a `REPORT` line: `Init Duration` after a cold start, `Status` after a
+/// failure.
+struct ReportTail<'a> {
+    init: Option<Duration>,
+    status: Option<&'a str>,
+}
+
+impl std::fmt::Display for ReportTail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(init) = self.init {
+            write!(f, "Init Duration: {:.2} ms\t", ms(init))?;
+        }
+        if let Some(status) = self.status {
+            write!(f, "Status: {status}")?;
+        }
+        Ok(())
     }
 }
 

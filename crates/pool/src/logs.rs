@@ -28,6 +28,8 @@ struct Inner {
     buf: Vec<u8>,
     /// When the file was last flushed (`None`: never).
     flushed: Option<Instant>,
+    /// Where a platform line is formatted, kept between lines.
+    line: String,
 }
 
 /// The file is written at most this often under steady load (and by the pool's idle sweep
@@ -54,6 +56,7 @@ impl LogStream {
                 capture: Some(Vec::new()),
                 buf: vec![0u8; 16 * 1024],
                 flushed: None,
+                line: String::new(),
             })),
         };
         let copier = stream.clone();
@@ -128,11 +131,25 @@ impl LogStream {
         inner.append(b"\n");
     }
 
+    /// Append a platform line formatted in place (`format_args!`), without a `String` of its
+    /// own: `START`, `END` and `REPORT` are written on every invoke.
+    pub(crate) fn platform_fmt(&self, args: std::fmt::Arguments<'_>) {
+        use std::fmt::Write;
+        let mut inner = self.lock();
+        let mut line = std::mem::take(&mut inner.line);
+        line.clear();
+        let _ = line.write_fmt(args);
+        line.push('\n');
+        inner.append(line.as_bytes());
+        inner.line = line;
+    }
+
     /// Start capturing a new invocation's log (a warm invocation; cold ones capture from start).
     pub(crate) fn begin_capture(&self) {
         let mut inner = self.lock();
         if inner.capture.is_none() {
-            inner.capture = Some(Vec::new());
+            // Room for START, END and REPORT without growing.
+            inner.capture = Some(Vec::with_capacity(512));
         }
     }
 
@@ -143,9 +160,10 @@ impl LogStream {
         if inner.flushed.is_none_or(|t| t.elapsed() >= FLUSH_PERIOD) {
             inner.flush();
         }
-        let captured = inner.capture.take().unwrap_or_default();
+        let mut captured = inner.capture.take().unwrap_or_default();
         let start = captured.len().saturating_sub(tail);
-        captured[start..].to_vec()
+        captured.drain(..start);
+        captured
     }
 }
 
