@@ -351,14 +351,19 @@ impl Operation {
     /// Route a request. The path is split on `/` before its segments are percent-decoded, so an
     /// encoded ARN stays one segment.
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Operation, ApiError> {
-        // Borrowed unless a segment has an escape.
-        let segments: Vec<std::borrow::Cow<'_, str>> = path
-            .trim_start_matches('/')
-            .split('/')
-            .map(|s| percent_decode_str(s).decode_utf8_lossy())
-            .collect();
+        let path = path.trim_start_matches('/');
+        let decoded: Vec<String>;
+        let seg: Vec<&str> = if path.contains('%') {
+            decoded = path
+                .split('/')
+                .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
+                .collect();
+            decoded.iter().map(String::as_str).collect()
+        } else {
+            // Nothing to decode (the usual case): the segments borrow the path.
+            path.split('/').collect()
+        };
         let q = Query::parse(query);
-        let seg: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
         let name = |s: &str| s.to_string();
         let op = match (method, seg.as_slice()) {
             (&Method::POST, ["2015-03-31", "functions"] | ["2015-03-31", "functions", ""]) => {
