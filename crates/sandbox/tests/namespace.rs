@@ -85,13 +85,13 @@ async fn the_view_is_minimal_and_read_only() {
         assert!(!out.contains(absent), "{absent:?} visible: {out}");
     }
     assert!(out.ends_with("done\n"), "{out}");
-    // The host's directory tree (this test's temp dir) is not visible.
-    let (_, out) = output(
-        &format!("ls {} 2>&1 || echo MISSING", dir.path().display()),
-        &sb,
-        &code,
-    )
-    .await;
+    host_tree_is_hidden(&sb, &code, dir.path()).await;
+}
+
+/// The host's directory tree (`host_dir`, this test's temp dir) is not visible inside.
+async fn host_tree_is_hidden(sb: &Sandbox, code: &Path, host_dir: &Path) {
+    let script = format!("ls {} 2>&1 || echo MISSING", host_dir.display());
+    let (_, out) = output(&script, sb, code).await;
     assert!(out.contains("MISSING"), "{out}");
 }
 
@@ -350,14 +350,7 @@ async fn a_prestarted_environment_is_as_isolated() {
     // An empty /tmp of the size asked for (the pre-started one had another).
     assert!(out.contains("\n0\nNo space left on device\n"), "{out}");
     assert!(out.ends_with("done\n"), "{out}");
-    // The host's directory tree (this test's temp dir) is not visible.
-    let (_, out) = output(
-        &format!("ls {} 2>&1 || echo MISSING", dir.path().display()),
-        &sb,
-        &code,
-    )
-    .await;
-    assert!(out.contains("MISSING"), "{out}");
+    host_tree_is_hidden(&sb, &code, dir.path()).await;
 }
 
 #[tokio::test]
