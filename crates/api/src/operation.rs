@@ -351,17 +351,17 @@ impl Operation {
     /// Route a request. The path is split on `/` before its segments are percent-decoded, so an
     /// encoded ARN stays one segment.
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Result<Operation, ApiError> {
-        let path = path.trim_start_matches('/');
+        let trimmed = path.trim_start_matches('/');
         let decoded: Vec<String>;
-        let seg: Vec<&str> = if path.contains('%') {
-            decoded = path
+        let seg: Vec<&str> = if trimmed.contains('%') {
+            decoded = trimmed
                 .split('/')
                 .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
                 .collect();
             decoded.iter().map(String::as_str).collect()
         } else {
             // Nothing to decode (the usual case): the segments borrow the path.
-            path.split('/').collect()
+            trimmed.split('/').collect()
         };
         let q = Query::parse(query);
         let name = |s: &str| s.to_string();
