@@ -120,13 +120,7 @@ pub(crate) async fn invoke(
                     .and_then(|c| HeaderValue::from_maybe_shared(Bytes::from(c)).ok())
                     .unwrap_or(HeaderValue::from_static("application/json")),
             );
-            let version = match out.executed_version.as_str() {
-                lamina_types::names::LATEST => {
-                    Ok(HeaderValue::from_static(lamina_types::names::LATEST))
-                }
-                _ => HeaderValue::from_maybe_shared(Bytes::from(out.executed_version)),
-            };
-            if let Ok(v) = version {
+            if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(out.executed_version)) {
                 h.insert(EXECUTED_VERSION, v);
             }
             if let Some(e) = out.function_error {

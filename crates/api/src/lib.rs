@@ -101,7 +101,7 @@ pub(crate) struct Ctx {
 }
 
 /// A new request id (a UUID, written without the formatting machinery: this runs per request).
-pub(crate) fn new_request_id() -> String {
+fn new_request_id() -> String {
     let mut buf = uuid::Uuid::encode_buffer();
     uuid::Uuid::new_v4()
         .hyphenated()
@@ -115,6 +115,15 @@ const REQUEST_ID: http::header::HeaderName =
 
 async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
     let request_id = new_request_id();
+    let mut resp = respond(state, req, request_id.clone()).await;
+    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(request_id)) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    resp
+}
+
+/// Serve one request of either service (the caller adds `x-amzn-RequestId`).
+async fn respond(state: &ApiState, req: Request<Incoming>, request_id: String) -> Resp {
     let (parts, body) = req.into_parts();
     let query = parts.uri.query();
     let caller = auth::caller(&parts.headers, query);
@@ -127,24 +136,20 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
     if let Some(protocol) = sqs::protocol(&parts.method, parts.uri.path(), &parts.headers) {
         let ctx = Ctx {
             caller,
-            request_id: request_id.clone(),
+            request_id,
             host,
             headers: parts.headers,
         };
-        let mut resp = match read_body(body, "SQS").await {
+        return match read_body(body, "SQS").await {
             Ok(body) => sqs::handle(state, &ctx, protocol, parts.uri.path(), body).await,
             Err(e) => e.to_response(),
         };
-        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(request_id)) {
-            resp.headers_mut().insert(REQUEST_ID, v);
-        }
-        return resp;
     }
     let result = match Operation::parse(&parts.method, parts.uri.path(), query) {
         Ok(op) => {
             let ctx = Ctx {
                 caller,
-                request_id: request_id.clone(),
+                request_id,
                 host,
                 headers: parts.headers,
             };
@@ -155,11 +160,7 @@ async fn handle(state: &ApiState, req: Request<Incoming>) -> Resp {
         }
         Err(e) => Err(e),
     };
-    let mut resp = result.unwrap_or_else(|e| e.to_response());
-    if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(request_id)) {
-        resp.headers_mut().insert(REQUEST_ID, v);
-    }
-    resp
+    result.unwrap_or_else(|e| e.to_response())
 }
 
 async fn dispatch(

@@ -107,9 +107,13 @@ async fn settle(levels: &[Level<'_>]) -> bool {
         let mut cpu = 0.0;
         let mut pids = Vec::new();
         for level in levels {
-            let (own, below) = procfs::tree_cpu_secs(level.lamina.pid);
-            cpu += own + below;
-            pids.extend(procfs::descendants(level.lamina.pid));
+            // One walk of /proc per lamina: its processes, then their CPU time.
+            let tree = procfs::descendants(level.lamina.pid);
+            cpu += std::iter::once(level.lamina.pid)
+                .chain(tree.iter().map(|(p, _)| *p))
+                .filter_map(procfs::cpu_secs)
+                .sum::<f64>();
+            pids.extend(tree);
         }
         pids.sort_unstable();
         (cpu, pids)

@@ -347,12 +347,13 @@ async fn measure_levels(
         laminas.push((lamina, Vec::new()));
         progress(&format!("deploying the no-op functions ({level})"));
         // Deployment figures are reported for the first lamina only.
-        let deployed = if i == 0 {
-            deploy(setup, fl, &laminas[i].0, report).await?
+        let mut unreported = Report::default();
+        let to = if i == 0 {
+            &mut *report
         } else {
-            deploy(setup, fl, &laminas[i].0, &mut Report::default()).await?
+            &mut unreported
         };
-        laminas[i].1 = deployed;
+        laminas[i].1 = deploy(setup, fl, &laminas[i].0, to).await?;
     }
     if plan.wants(Group::Cold) {
         progress(&format!("cold starts ({})", setup.isolation.join(", ")));

@@ -290,14 +290,13 @@ impl Invoker {
         };
         let mut running = lock(&self.inner.running);
         // Looked up before inserting, so that the key is not cloned on every invoke.
-        if !running.contains_key(&pool) {
-            running.insert(pool.clone(), 0);
-        }
-        if let Some(n) = running.get_mut(&pool) {
-            if u64::from(*n) >= capacity {
-                return Err(InvokeError::Throttled { reason });
+        match running.get_mut(&pool) {
+            Some(n) if u64::from(*n) >= capacity => return Err(InvokeError::Throttled { reason }),
+            Some(n) => *n += 1,
+            None if capacity == 0 => return Err(InvokeError::Throttled { reason }),
+            None => {
+                running.insert(pool.clone(), 1);
             }
-            *n += 1;
         }
         drop(running);
         Ok(Permit {

@@ -236,7 +236,7 @@ impl Environment {
                 process.kill();
                 logs.drain_to_end(Duration::from_millis(200)).await;
                 let error_type = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
-                logs.platform_line(&format!(
+                logs.platform_fmt(format_args!(
                     "INIT_REPORT Init Duration: {:.2} ms\tPhase: init\tStatus: error\tError Type: {error_type}",
                     ms(started.elapsed())
                 ));

@@ -444,9 +444,6 @@ impl Pool {
     fn note_revision(&self, key: &EnvKey) {
         let changed = {
             let mut current = lock(&self.inner.current);
-            if !current.contains_key(&key.0) {
-                current.insert(key.0.clone(), HashMap::new());
-            }
             match current.get_mut(&key.0) {
                 Some(versions) => match versions.get_mut(&key.1) {
                     Some(rev) if *rev == key.2 => false,
@@ -459,7 +456,11 @@ impl Pool {
                         true
                     }
                 },
-                None => false,
+                None => {
+                    let versions = HashMap::from([(key.1.clone(), key.2.clone())]);
+                    current.insert(key.0.clone(), versions);
+                    true
+                }
             }
         };
         if changed {

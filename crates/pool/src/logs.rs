@@ -165,9 +165,7 @@ impl LogStream {
         captured.drain(..start);
         captured
     }
-}
 
-impl LogStream {
     /// Write whatever is buffered to the file (the pool's idle sweep).
     pub(crate) fn flush(&self) {
         let mut inner = self.lock();

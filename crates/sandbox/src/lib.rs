@@ -1480,19 +1480,7 @@ impl Process {
             Kind::Namespace { pid, pidfd, .. } => {
                 // Killing the pid namespace's init kills every process in it.
                 match pidfd {
-                    Some(fd) => {
-                        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no
-                        // siginfo and no flags.
-                        unsafe {
-                            libc::syscall(
-                                libc::SYS_pidfd_send_signal,
-                                fd.as_raw_fd(),
-                                libc::SIGKILL,
-                                std::ptr::null::<libc::siginfo_t>(),
-                                0u32,
-                            );
-                        }
-                    }
+                    Some(fd) => pidfd_kill(fd),
                     None if self.exit.is_none() => {
                         let _ = nix::sys::signal::kill(Pid::from_raw(*pid), Signal::SIGKILL);
                     }
