@@ -521,20 +521,26 @@ fn params(req: &InvokeRequest) -> InvokeParams {
 
 /// A new X-Ray trace header: `Root=1-{epoch hex}-{96 bits};Parent={64 bits};Sampled=0`.
 fn new_trace_id() -> String {
-    use std::fmt::Write;
-    let now = chrono::Utc::now().timestamp() as u32;
-    let random: [u8; 20] = rand::random();
-    let mut hex = [0u8; 40];
-    // Written into one buffer: this runs on every invoke without a trace header.
-    let hex = match hex::encode_to_slice(random, &mut hex) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    // The time's 4 bytes and 20 random ones, hex-encoded into one buffer without `fmt`: this
+    // runs on every invoke without a trace header.
+    let mut bytes = [0u8; 24];
+    bytes[..4].copy_from_slice(&now.to_be_bytes());
+    bytes[4..].copy_from_slice(&rand::random::<[u8; 20]>());
+    let mut hex = [0u8; 48];
+    let hex = match hex::encode_to_slice(bytes, &mut hex) {
         Ok(()) => std::str::from_utf8(&hex).unwrap_or_default(),
         Err(_) => "",
     };
     let mut id = String::with_capacity(80);
-    let _ = write!(id, "Root=1-{now:08x}-");
-    id.push_str(&hex[..24]);
+    id.push_str("Root=1-");
+    id.push_str(hex.get(..8).unwrap_or_default());
+    id.push('-');
+    id.push_str(hex.get(8..32).unwrap_or_default());
     id.push_str(";Parent=");
-    id.push_str(&hex[24..]);
+    id.push_str(hex.get(32..).unwrap_or_default());
     id.push_str(";Sampled=0");
     id
 }

@@ -31,23 +31,37 @@ pub struct FunctionKey {
 impl FunctionKey {
     /// The unqualified function ARN.
     pub fn arn(&self) -> String {
-        format!(
-            "arn:aws:lambda:{}:{}:function:{}",
-            self.region, self.account, self.name
-        )
+        self.arn_with(None)
     }
 
     /// The ARN with a `:qualifier` suffix.
     pub fn qualified_arn(&self, qualifier: &str) -> String {
-        format!("{}:{}", self.arn(), qualifier)
+        self.arn_with(Some(qualifier))
     }
 
     /// The ARN with the qualifier when there is one.
     pub fn arn_with(&self, qualifier: Option<&str>) -> String {
-        match qualifier {
-            Some(q) => self.qualified_arn(q),
-            None => self.arn(),
+        // Built in one allocation without `fmt`: every invoke sends its ARN to the runtime.
+        const PREFIX: &str = "arn:aws:lambda:";
+        let parts = [
+            self.region.as_str(),
+            ":",
+            self.account.as_str(),
+            ":function:",
+        ];
+        let len = PREFIX.len()
+            + parts.iter().map(|p| p.len()).sum::<usize>()
+            + self.name.len()
+            + qualifier.map_or(0, |q| q.len() + 1);
+        let mut arn = String::with_capacity(len);
+        arn.push_str(PREFIX);
+        parts.iter().for_each(|p| arn.push_str(p));
+        arn.push_str(&self.name);
+        if let Some(q) = qualifier {
+            arn.push(':');
+            arn.push_str(q);
         }
+        arn
     }
 }
 
@@ -299,6 +313,11 @@ mod tests {
             "arn:aws:lambda:us-east-1:000000000000:function:f"
         );
         assert_eq!(q.as_deref(), Some("1"));
+        assert_eq!(
+            key.arn_with(q.as_deref()),
+            "arn:aws:lambda:us-east-1:000000000000:function:f:1"
+        );
+        assert_eq!(key.qualified_arn("prod"), format!("{}:prod", key.arn()));
         assert!(p("f:1")
             .resolve("000000000000", "us-east-1", Some("2"))
             .is_err());
