@@ -36,6 +36,8 @@ use crate::floors::ChildServer;
 /// One invoke waiting for a runtime.
 struct Job {
     id: String,
+    /// When the invoke arrived, in seconds since the epoch (for its trace id).
+    started_secs: u64,
     payload: Bytes,
     reply: oneshot::Sender<Bytes>,
 }
@@ -67,8 +69,12 @@ async fn invoke(platform: Arc<Platform>, req: Request<Incoming>) -> Resp {
         platform.next_id.fetch_add(1, Ordering::Relaxed)
     );
     let (reply, answer) = oneshot::channel();
+    let started_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let job = Job {
         id,
+        started_secs,
         payload: body.to_bytes(),
         reply,
     };
@@ -103,15 +109,23 @@ async fn runtime_api(platform: Arc<Platform>, req: Request<Incoming>) -> Resp {
             "lambda-runtime-aws-request-id",
             HeaderValue::from_str(&job.id).expect("an ASCII id"),
         );
+        // A trace id of its own per invoke, as Lambda sends: the runtime client puts it in
+        // `_X_AMZN_TRACE_ID`, and a new value costs it more than the same one again.
+        h.insert(
+            "lambda-runtime-trace-id",
+            HeaderValue::from_str(&format!(
+                "Root=1-{:08x}-{:0>24};Parent={:0>16};Sampled=0",
+                job.started_secs,
+                &job.id[24..],
+                &job.id[24..]
+            ))
+            .expect("an ASCII trace id"),
+        );
         for (name, value) in [
             ("lambda-runtime-deadline-ms", "99999999999999"),
             (
                 "lambda-runtime-invoked-function-arn",
                 "arn:aws:lambda:us-east-1:000000000000:function:floor",
-            ),
-            (
-                "lambda-runtime-trace-id",
-                "Root=1-00000000-000000000000000000000000;Sampled=0",
             ),
             ("content-type", "application/json"),
         ] {
