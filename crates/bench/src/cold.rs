@@ -1,7 +1,9 @@
 //! Cold starts: each sample forces a new execution environment (UpdateFunctionConfiguration
 //! with a new `Description`, then GetFunctionConfiguration until `LastUpdateStatus` is
 //! `Successful`) and times only the Invoke that follows, from request to response. Compared
-//! with starting a small binary (Rust) or the bare interpreter (Python, Node.js).
+//! with starting a small binary (Rust) or the bare interpreter (Python, Node.js): with the
+//! floor rows measured before, and with that floor started once more in each round (after the
+//! same wait for quiet), so that drift over the run does not fall on one side only.
 //!
 //! With more than one isolation level, every level's lamina runs at once and the samples are
 //! interleaved: round `i` starts the function once on each level, one after the other. The
@@ -41,6 +43,8 @@ pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) 
     for (r, d) in first.deployed.iter().enumerate() {
         // times[level][round]
         let mut times = vec![Vec::with_capacity(plan.cold); levels.len()];
+        // The floor (bare interpreter, or a small binary) started once in each round too.
+        let mut floor_times = Vec::with_capacity(plan.cold);
         // Round 0 is not measured: it also stops the warm environments of the old revision.
         for i in 0..=plan.cold {
             let order: Vec<usize> = if i % 2 == 0 {
@@ -68,7 +72,18 @@ pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) 
                     times[l].push(elapsed.as_secs_f64());
                 }
             }
+            if i > 0 {
+                if !settle(levels).await {
+                    unsettled += 1;
+                }
+                floor_times.push(d.cold_floor.probe.once().await?);
+            }
         }
+        let round_floor = Samples::from_secs(floor_times);
+        let round_floor = Floor {
+            id: format!("{}, same rounds", d.cold_floor.what),
+            value: round_floor.p50(),
+        };
         for (level, samples) in levels.iter().zip(&times) {
             let s = Samples::from_secs(samples.clone());
             for (stat, value, floor) in [
@@ -82,6 +97,20 @@ pub(crate) async fn run(plan: &Plan, levels: &[Level<'_>], report: &mut Report) 
                         .iso(level.isolation),
                 );
             }
+            // The same p50 against the floor's starts in these rounds: the floor rows at the top
+            // were measured a minute or more earlier, and a VM's start times drift.
+            report.add(
+                Row::new(
+                    Section::Cold,
+                    format!("{}: vs floor started in the same rounds", d.label),
+                    "p50",
+                    s.p50(),
+                    Unit::Secs,
+                )
+                .n(s.len())
+                .vs(&round_floor)
+                .iso(level.isolation),
+            );
         }
         let find = |iso: &str| levels.iter().position(|l| l.isolation == iso);
         if let (Some(ns), Some(plain)) = (find("namespace"), find("process")) {

@@ -124,20 +124,27 @@ pub(crate) struct Floors {
     pub(crate) fsync: Floor,
 }
 
-/// p50 and p99 of starting a process to its exit.
+/// p50 and p99 of starting a process (to its exit or first output), and how to start it once
+/// more: the cold starts also time it in each of their rounds.
 #[derive(Debug, Clone)]
 pub(crate) struct StartFloor {
     pub(crate) p50: Floor,
     pub(crate) p99: Floor,
+    /// What is started, as the table names it (`node -e (write a line)`).
+    pub(crate) what: String,
+    pub(crate) probe: StartProbe,
 }
 
-fn start_floor(report: &mut Report, subject: &str, s: &Samples) -> StartFloor {
+fn start_floor(report: &mut Report, subject: &str, what: &str, probe: &StartProbe) -> StartFloor {
+    let s = &probe.samples;
     let mut row = |stat: &str, v: f64| {
         report.floor(Row::new(Section::Floors, subject, stat, v, Unit::Secs).n(s.len()))
     };
     StartFloor {
         p50: row("p50", s.p50()),
         p99: row("p99", s.p99()),
+        what: what.to_string(),
+        probe: probe.clone(),
     }
 }
 
@@ -294,27 +301,30 @@ pub(crate) async fn measure(
     }
 
     let bench = setup.bench.clone();
-    let spawn = run_many(plan.spawn, Until::Exit, move || {
+    let spawn = StartProbe::new(Until::Exit, move || {
         let mut c = std::process::Command::new(&bench);
         c.arg("noop");
         c
     })
+    .run_many(plan.spawn)
     .await?;
     let spawn = start_floor(
         report,
         "spawn a small binary to exit (lamina-bench noop)",
+        "lamina-bench noop",
         &spawn,
     );
     // Each interpreter twice: to its exit as the issue words it, and to its first output,
     // which leaves out the interpreter's teardown (a cold start never pays it).
     let mut interpreters = Vec::new();
-    for (found, exit_args, ready_args, exit_label, ready_label) in [
+    for (found, exit_args, ready_args, exit_label, ready_label, what) in [
         (
             setup.python.as_ref(),
             &["-c", "pass"][..],
             &["-u", "-c", "print()"][..],
             "bare interpreter to exit: python3 -c pass",
             "bare interpreter to first output: python3 -u -c print()",
+            "python3 -u -c print()",
         ),
         (
             setup.node.as_ref(),
@@ -322,16 +332,22 @@ pub(crate) async fn measure(
             &["-e", "process.stdout.write('\\n')"][..],
             "bare interpreter to exit: node -e 0",
             "bare interpreter to first output: node -e (write a line)",
+            "node -e (write a line)",
         ),
     ] {
         let Some((path, _)) = found else {
             interpreters.push(None);
             continue;
         };
-        let s = interpreter(plan.interpreter, path, exit_args, Until::Exit).await?;
+        let s = interpreter(path, exit_args, Until::Exit)
+            .run_many(plan.interpreter)
+            .await?
+            .samples;
         report.floor(Row::new(Section::Floors, exit_label, "p50", s.p50(), Unit::Secs).n(s.len()));
-        let s = interpreter(plan.interpreter, path, ready_args, Until::Output).await?;
-        interpreters.push(Some(start_floor(report, ready_label, &s)));
+        let ready = interpreter(path, ready_args, Until::Output)
+            .run_many(plan.interpreter)
+            .await?;
+        interpreters.push(Some(start_floor(report, ready_label, what, &ready)));
     }
     let node = interpreters.pop().flatten();
     let python = interpreters.pop().flatten();
@@ -357,16 +373,11 @@ pub(crate) async fn measure(
     })
 }
 
-/// Start the interpreter at `path` with `args`, `n` times, with an environment like the one
-/// lamina gives functions.
-async fn interpreter(
-    n: usize,
-    path: &Path,
-    args: &'static [&'static str],
-    until: Until,
-) -> Result<Samples> {
+/// Starting the interpreter at `path` with `args`, with an environment like the one lamina
+/// gives functions.
+fn interpreter(path: &Path, args: &'static [&'static str], until: Until) -> StartProbe {
     let path = path.to_path_buf();
-    run_many(n, until, move || {
+    StartProbe::new(until, move || {
         let mut c = std::process::Command::new(&path);
         c.args(args)
             .env_clear()
@@ -375,63 +386,99 @@ async fn interpreter(
             .env("TZ", ":UTC");
         c
     })
-    .await
 }
 
 /// Where a process start is timed to.
 #[derive(Debug, Clone, Copy)]
-enum Until {
+pub(crate) enum Until {
     /// The process exited.
     Exit,
     /// The first byte the process wrote to stdout.
     Output,
 }
 
-/// Run a command `n` times (after one unmeasured run), timing from spawn to `until`. Each
-/// start follows 2 ms with nothing running, as each cold start does (`cold::settle`): on a VM a
-/// start right after busy CPUs is faster than one after idle ones, and the floor must not get
-/// the faster kind.
-async fn run_many(
-    n: usize,
+/// A process start to time: the command and when it counts as started.
+#[derive(Clone)]
+pub(crate) struct StartProbe {
+    make: Arc<dyn Fn() -> std::process::Command + Send + Sync>,
     until: Until,
-    make: impl Fn() -> std::process::Command + Send + 'static,
-) -> Result<Samples> {
-    tokio::task::spawn_blocking(move || {
-        use std::io::Read;
-        let mut times = Vec::with_capacity(n);
-        for i in 0..=n {
-            let mut cmd = make();
-            cmd.stdin(Stdio::null())
-                .stdout(match until {
-                    Until::Exit => Stdio::null(),
-                    Until::Output => Stdio::piped(),
-                })
-                .stderr(Stdio::null());
-            std::thread::sleep(crate::cold::QUIET);
-            let t = Instant::now();
-            let mut child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
-            if let Some(mut out) = child.stdout.take() {
-                let mut byte = [0u8; 1];
-                if out.read(&mut byte)? == 0 {
-                    bail!("{cmd:?} wrote nothing");
+    /// The samples of [`StartProbe::run_many`].
+    samples: Samples,
+}
+
+impl std::fmt::Debug for StartProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartProbe")
+            .field("command", &(self.make)())
+            .field("until", &self.until)
+            .finish()
+    }
+}
+
+impl StartProbe {
+    fn new(until: Until, make: impl Fn() -> std::process::Command + Send + Sync + 'static) -> Self {
+        StartProbe {
+            make: Arc::new(make),
+            until,
+            samples: Samples::from_secs(Vec::new()),
+        }
+    }
+
+    /// Time `n` starts (after one unmeasured one), each after 2 ms with nothing running, as each
+    /// cold start does (`cold::settle`): on a VM a start right after busy CPUs is faster than
+    /// one after idle ones, and the floor must not get the faster kind.
+    async fn run_many(mut self, n: usize) -> Result<StartProbe> {
+        let probe = self.clone();
+        let times = tokio::task::spawn_blocking(move || {
+            let mut times = Vec::with_capacity(n);
+            for i in 0..=n {
+                std::thread::sleep(crate::cold::QUIET);
+                let elapsed = probe.time_start()?;
+                if i > 0 {
+                    times.push(elapsed);
                 }
             }
-            let elapsed = t.elapsed();
-            let status = child.wait()?;
-            let elapsed = match until {
-                Until::Exit => t.elapsed(),
-                Until::Output => elapsed,
-            };
-            if !status.success() {
-                bail!("{cmd:?} failed: {status}");
-            }
-            if i > 0 {
-                times.push(elapsed.as_secs_f64());
+            anyhow::Ok(times)
+        })
+        .await??;
+        self.samples = Samples::from_secs(times);
+        Ok(self)
+    }
+
+    /// Time one start, in seconds (the caller lets the machine settle first).
+    pub(crate) async fn once(&self) -> Result<f64> {
+        let probe = self.clone();
+        tokio::task::spawn_blocking(move || probe.time_start()).await?
+    }
+
+    fn time_start(&self) -> Result<f64> {
+        use std::io::Read;
+        let mut cmd = (self.make)();
+        cmd.stdin(Stdio::null())
+            .stdout(match self.until {
+                Until::Exit => Stdio::null(),
+                Until::Output => Stdio::piped(),
+            })
+            .stderr(Stdio::null());
+        let t = Instant::now();
+        let mut child = cmd.spawn().with_context(|| format!("running {cmd:?}"))?;
+        if let Some(mut out) = child.stdout.take() {
+            let mut byte = [0u8; 1];
+            if out.read(&mut byte)? == 0 {
+                bail!("{cmd:?} wrote nothing");
             }
         }
-        Ok(Samples::from_secs(times))
-    })
-    .await?
+        let elapsed = t.elapsed();
+        let status = child.wait()?;
+        let elapsed = match self.until {
+            Until::Exit => t.elapsed(),
+            Until::Output => elapsed,
+        };
+        if !status.success() {
+            bail!("{cmd:?} failed: {status}");
+        }
+        Ok(elapsed.as_secs_f64())
+    }
 }
 
 async fn fsync_samples(n: usize) -> Result<Samples> {
