@@ -212,9 +212,15 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if matches!(cli.mode, Some(Mode::FloorLambda { .. })) {
-        // As many workers as lamina runs with by default, to compare like with like.
+        // As many workers as lamina runs with by default, on the same kind of scheduler
+        // (single-threaded for one), to compare like with like.
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        rt.worker_threads(cores.div_ceil(2));
+        let workers = cores.div_ceil(2);
+        if workers == 1 {
+            rt = tokio::runtime::Builder::new_current_thread();
+        } else {
+            rt.worker_threads(workers);
+        }
     }
     let rt = rt.enable_all().build()?;
     match cli.mode {

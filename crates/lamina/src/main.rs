@@ -127,7 +127,8 @@ struct ServeArgs {
     /// Threads that run lamina's own work (the APIs, the Runtime API, dispatch). 0 picks half
     /// the cores, at least one: lamina's share of an invoke is small next to the function's,
     /// and on a small machine wake-ups between threads cost more than a second thread gains
-    /// (BENCHMARKS.md).
+    /// (BENCHMARKS.md). With one thread lamina runs on tokio's single-threaded scheduler, which
+    /// does less per task switch than the work-stealing one with one worker.
     #[arg(long, env = "LAMINA_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
     #[command(flatten)]
@@ -171,8 +172,18 @@ fn main() -> Result<()> {
         Command::Serve(args) => worker_threads(args.worker_threads),
         Command::Doctor(_) => 1,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+    // One thread: the single-threaded scheduler (its run queue needs no synchronisation; about
+    // 1,400 fewer instructions per warm invoke by callgrind, and more invokes per second at
+    // c=8 in each of three alternating runs, BENCHMARKS.md). Blocking work (the store, zips,
+    // layer merges) goes to tokio's blocking pool either way.
+    let mut builder = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(workers);
+        b
+    };
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;
