@@ -390,7 +390,7 @@ fn interpreter(path: &Path, args: &'static [&'static str], until: Until) -> Star
 
 /// Where a process start is timed to.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Until {
+enum Until {
     /// The process exited.
     Exit,
     /// The first byte the process wrote to stdout.
