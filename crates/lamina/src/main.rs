@@ -202,7 +202,8 @@ fn worker_threads(asked: usize) -> usize {
     cores.div_ceil(2)
 }
 
-fn interpreters(args: &CommonArgs) -> Result<Interpreters> {
+/// `--interpreter RUNTIME=PATH` choices, checked.
+fn interpreter_overrides(args: &CommonArgs) -> Result<BTreeMap<String, PathBuf>> {
     let mut overrides = BTreeMap::new();
     for spec in &args.interpreters {
         let Some((runtime, path)) = spec.split_once('=') else {
@@ -213,8 +214,7 @@ fn interpreters(args: &CommonArgs) -> Result<Interpreters> {
         }
         overrides.insert(runtime.to_string(), PathBuf::from(path));
     }
-    let path = std::env::var("PATH").unwrap_or_default();
-    Ok(Interpreters::discover(&path, &overrides))
+    Ok(overrides)
 }
 
 /// A random key kept in the data directory, so `Code.Location` URLs survive restarts.
@@ -231,6 +231,12 @@ fn url_key(data_dir: &Path) -> Result<[u8; 32]> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // Finding the interpreters runs them (pyenv's shims take a few hundred milliseconds), so it
+    // runs beside the rest of the start; lamina listens before it is done.
+    let interpreters = Interpreters::discover_in_background(
+        std::env::var("PATH").unwrap_or_default(),
+        interpreter_overrides(&args.common)?,
+    );
     // Everything derived from the data directory (code trees, logs, runtime clients) is handed
     // to function processes that run elsewhere, so it must be absolute.
     std::fs::create_dir_all(&args.common.data_dir)
@@ -257,7 +263,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         logs_dir: data_dir.join("logs"),
         opt_dir: data_dir.join("opt"),
         runtime_dir,
-        interpreters: interpreters(&args.common)?,
+        interpreters,
         idle_timeout: Duration::from_secs_f64(args.idle_timeout.max(0.01)),
         init_timeout: Duration::from_secs_f64(args.init_timeout.max(0.01)),
         bind_ip: args.runtime_api_ip,
@@ -332,7 +338,10 @@ fn doctor(args: &CommonArgs, sandbox: &SandboxArgs) -> Result<()> {
         sandbox.network
     );
     println!("runtimes:");
-    let found = interpreters(args)?;
+    let found = Interpreters::discover(
+        &std::env::var("PATH").unwrap_or_default(),
+        &interpreter_overrides(args)?,
+    );
     for runtime in lamina_types::runtime::SERVED_RUNTIMES {
         match lamina_types::runtime::family(runtime) {
             Some(lamina_types::runtime::RuntimeFamily::Provided) => {

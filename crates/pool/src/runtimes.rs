@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use lamina_types::function::LayerCode;
 use lamina_types::runtime::{family, RuntimeFamily, SERVED_RUNTIMES};
@@ -17,9 +18,22 @@ pub const PYTHON_CLIENT: &str = include_str!("../runtimes/python/lamina_runtime.
 pub const NODE_CLIENT: &str = include_str!("../runtimes/node/lamina_runtime.cjs");
 
 /// Which interpreter serves which runtime (`python3.12` → `/usr/bin/python3.12`).
-#[derive(Debug, Clone, Default)]
+///
+/// Discovery runs candidates (version-manager shims take a few hundred milliseconds each), so
+/// `lamina serve` starts it on a thread of its own ([`Interpreters::discover_in_background`])
+/// and listens at once; the first lookup waits for it.
+#[derive(Debug, Clone)]
 pub struct Interpreters {
-    map: BTreeMap<String, PathBuf>,
+    map: Arc<OnceLock<BTreeMap<String, PathBuf>>>,
+}
+
+impl Default for Interpreters {
+    /// No interpreter at all.
+    fn default() -> Self {
+        Interpreters {
+            map: Arc::new(OnceLock::from(BTreeMap::new())),
+        }
+    }
 }
 
 impl Interpreters {
@@ -27,71 +41,102 @@ impl Interpreters {
     /// `python3.X`, `python3`; for `nodejsN.x` the first of `nodeN`, `node`. Explicit choices in
     /// `overrides` win.
     pub fn discover(path: &str, overrides: &BTreeMap<String, PathBuf>) -> Interpreters {
-        let mut map = BTreeMap::new();
-        // Each candidate is run once to learn the real executable behind it (version-manager
-        // shims such as pyenv's may exist on PATH and still fail to run).
-        // Every candidate on PATH, per runtime, in order of preference.
-        let mut wanted: Vec<(&str, Vec<PathBuf>, &'static [&'static str])> = Vec::new();
-        for runtime in SERVED_RUNTIMES {
-            if let Some(p) = overrides.get(*runtime) {
-                map.insert(runtime.to_string(), p.clone());
-                continue;
-            }
-            let (names, probe): (Vec<String>, &'static [&'static str]) = match family(runtime) {
-                Some(RuntimeFamily::Python) => (
-                    vec![runtime.to_string(), "python3".to_string()],
-                    &["-c", "import sys; print(sys.executable)"],
-                ),
-                Some(RuntimeFamily::Node) => {
-                    let major = runtime.trim_start_matches("nodejs").trim_end_matches(".x");
-                    (
-                        vec![format!("node{major}"), "node".to_string()],
-                        &["-e", "console.log(process.execPath)"],
-                    )
-                }
-                _ => continue,
-            };
-            let found = names.iter().filter_map(|n| which(path, n)).collect();
-            wanted.push((runtime, found, probe));
+        Interpreters {
+            map: Arc::new(OnceLock::from(discover_map(path, overrides))),
         }
-        // Each distinct candidate is run once, all at the same time (version-manager shims
-        // can take a few hundred milliseconds each).
-        let mut unique: BTreeMap<PathBuf, &'static [&'static str]> = BTreeMap::new();
-        for (_, candidates, probe) in &wanted {
-            for c in candidates {
-                unique.entry(c.clone()).or_insert(probe);
-            }
-        }
-        let probed: BTreeMap<PathBuf, Option<PathBuf>> = std::thread::scope(|s| {
-            let running: Vec<_> = unique
-                .iter()
-                .map(|(c, probe)| (c.clone(), s.spawn(move || real_executable(c, probe))))
-                .collect();
-            running
-                .into_iter()
-                .map(|(c, h)| (c, h.join().ok().flatten()))
-                .collect()
-        });
-        for (runtime, candidates, _) in wanted {
-            if let Some(found) = candidates
-                .iter()
-                .find_map(|c| probed.get(c).cloned().flatten())
-            {
-                map.insert(runtime.to_string(), found);
-            }
+    }
+
+    /// [`Interpreters::discover`] on a thread of its own; lookups wait until it is done. A
+    /// discovery that panics finds nothing rather than leaving lookups waiting.
+    pub fn discover_in_background(
+        path: String,
+        overrides: BTreeMap<String, PathBuf>,
+    ) -> Interpreters {
+        let map = Arc::new(OnceLock::new());
+        let filled = map.clone();
+        let spawned = std::thread::Builder::new()
+            .name("interpreters".into())
+            .spawn(move || {
+                let found = std::panic::catch_unwind(|| discover_map(&path, &overrides));
+                let _ = filled.set(found.unwrap_or_default());
+            });
+        if spawned.is_err() {
+            // No thread to be had: nothing is found rather than lookups waiting forever.
+            let _ = map.set(BTreeMap::new());
         }
         Interpreters { map }
     }
 
     /// The interpreter for `runtime`, if one was found or configured.
     pub fn get(&self, runtime: &str) -> Option<&Path> {
-        self.map.get(runtime).map(PathBuf::as_path)
+        self.map.wait().get(runtime).map(PathBuf::as_path)
     }
 
     /// Every runtime with its interpreter, for `lamina doctor`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Path)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), v.as_path()))
+        self.map
+            .wait()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_path()))
     }
+}
+
+/// What [`Interpreters::discover`] finds.
+fn discover_map(path: &str, overrides: &BTreeMap<String, PathBuf>) -> BTreeMap<String, PathBuf> {
+    let mut map = BTreeMap::new();
+    // Each candidate is run once to learn the real executable behind it (version-manager
+    // shims such as pyenv's may exist on PATH and still fail to run).
+    // Every candidate on PATH, per runtime, in order of preference.
+    let mut wanted: Vec<(&str, Vec<PathBuf>, &'static [&'static str])> = Vec::new();
+    for runtime in SERVED_RUNTIMES {
+        if let Some(p) = overrides.get(*runtime) {
+            map.insert(runtime.to_string(), p.clone());
+            continue;
+        }
+        let (names, probe): (Vec<String>, &'static [&'static str]) = match family(runtime) {
+            Some(RuntimeFamily::Python) => (
+                vec![runtime.to_string(), "python3".to_string()],
+                &["-c", "import sys; print(sys.executable)"],
+            ),
+            Some(RuntimeFamily::Node) => {
+                let major = runtime.trim_start_matches("nodejs").trim_end_matches(".x");
+                (
+                    vec![format!("node{major}"), "node".to_string()],
+                    &["-e", "console.log(process.execPath)"],
+                )
+            }
+            _ => continue,
+        };
+        let found = names.iter().filter_map(|n| which(path, n)).collect();
+        wanted.push((runtime, found, probe));
+    }
+    // Each distinct candidate is run once, all at the same time (version-manager shims
+    // can take a few hundred milliseconds each).
+    let mut unique: BTreeMap<PathBuf, &'static [&'static str]> = BTreeMap::new();
+    for (_, candidates, probe) in &wanted {
+        for c in candidates {
+            unique.entry(c.clone()).or_insert(probe);
+        }
+    }
+    let probed: BTreeMap<PathBuf, Option<PathBuf>> = std::thread::scope(|s| {
+        let running: Vec<_> = unique
+            .iter()
+            .map(|(c, probe)| (c.clone(), s.spawn(move || real_executable(c, probe))))
+            .collect();
+        running
+            .into_iter()
+            .map(|(c, h)| (c, h.join().ok().flatten()))
+            .collect()
+    });
+    for (runtime, candidates, _) in wanted {
+        if let Some(found) = candidates
+            .iter()
+            .find_map(|c| probed.get(c).cloned().flatten())
+        {
+            map.insert(runtime.to_string(), found);
+        }
+    }
+    map
 }
 
 fn which(path: &str, name: &str) -> Option<PathBuf> {
@@ -299,5 +344,58 @@ pub(crate) fn command(
             args: vec![view.runtime_dir.join("node/lamina_runtime.cjs").into()],
         }),
         None => Err(CommandError::Unsupported(runtime.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    use super::Interpreters;
+
+    /// An executable script in `dir` named `name` that runs `body`.
+    fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    #[test]
+    fn discovery_in_the_background_finds_what_runs_and_skips_what_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        // Stand-ins that print their own path, as the probes ask real interpreters to.
+        let python = script(dir.path(), "python3", "echo \"$0\"");
+        let node = script(dir.path(), "node", "echo \"$0\"");
+        // A broken shim for python3.12 comes first and must be passed over.
+        script(dir.path(), "python3.12", "exit 1");
+        let chosen = dir.path().join("chosen-python");
+        script(dir.path(), "chosen-python", "exit 1");
+        let overrides = BTreeMap::from([("python3.11".to_string(), chosen.clone())]);
+        let path = dir.path().display().to_string();
+
+        let background = Interpreters::discover_in_background(path.clone(), overrides.clone());
+        let now = Interpreters::discover(&path, &overrides);
+        for found in [&background, &now] {
+            assert_eq!(found.get("python3.12"), Some(python.as_path()));
+            assert_eq!(found.get("nodejs20.x"), Some(node.as_path()));
+            assert_eq!(found.get("python3.11"), Some(chosen.as_path()));
+            assert_eq!(found.get("provided.al2023"), None);
+        }
+        assert_eq!(
+            background.iter().collect::<Vec<_>>(),
+            now.iter().collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn with_nothing_on_path_nothing_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let found =
+            Interpreters::discover_in_background(dir.path().display().to_string(), BTreeMap::new());
+        assert_eq!(found.iter().count(), 0);
+        assert_eq!(Interpreters::default().get("python3.12"), None);
     }
 }
