@@ -21,7 +21,8 @@ pub const NODE_CLIENT: &str = include_str!("../runtimes/node/lamina_runtime.cjs"
 ///
 /// Discovery runs candidates (version-manager shims take a few hundred milliseconds each), so
 /// `lamina serve` starts it on a thread of its own ([`Interpreters::discover_in_background`])
-/// and listens at once; the first lookup waits for it.
+/// and listens at once; the first lookup waits for it, blocking its thread (once, in the first
+/// moments after a start, and never longer than the discovery the start used to wait for).
 #[derive(Debug, Clone)]
 pub struct Interpreters {
     map: Arc<OnceLock<BTreeMap<String, PathBuf>>>,
