@@ -135,8 +135,13 @@ pub(crate) struct StartFloor {
     pub(crate) probe: StartProbe,
 }
 
-fn start_floor(report: &mut Report, subject: &str, what: &str, probe: &StartProbe) -> StartFloor {
-    let s = &probe.samples;
+fn start_floor(
+    report: &mut Report,
+    subject: &str,
+    what: &str,
+    probe: StartProbe,
+    s: &Samples,
+) -> StartFloor {
     let mut row = |stat: &str, v: f64| {
         report.floor(Row::new(Section::Floors, subject, stat, v, Unit::Secs).n(s.len()))
     };
@@ -144,7 +149,7 @@ fn start_floor(report: &mut Report, subject: &str, what: &str, probe: &StartProb
         p50: row("p50", s.p50()),
         p99: row("p99", s.p99()),
         what: what.to_string(),
-        probe: probe.clone(),
+        probe,
     }
 }
 
@@ -301,18 +306,18 @@ pub(crate) async fn measure(
     }
 
     let bench = setup.bench.clone();
-    let spawn = StartProbe::new(Until::Exit, move || {
+    let probe = StartProbe::new(Until::Exit, move || {
         let mut c = std::process::Command::new(&bench);
         c.arg("noop");
         c
-    })
-    .run_many(plan.spawn)
-    .await?;
+    });
+    let samples = probe.run_many(plan.spawn).await?;
     let spawn = start_floor(
         report,
         "spawn a small binary to exit (lamina-bench noop)",
         "lamina-bench noop",
-        &spawn,
+        probe,
+        &samples,
     );
     // Each interpreter twice: to its exit as the issue words it, and to its first output,
     // which leaves out the interpreter's teardown (a cold start never pays it).
@@ -341,13 +346,11 @@ pub(crate) async fn measure(
         };
         let s = interpreter(path, exit_args, Until::Exit)
             .run_many(plan.interpreter)
-            .await?
-            .samples;
-        report.floor(Row::new(Section::Floors, exit_label, "p50", s.p50(), Unit::Secs).n(s.len()));
-        let ready = interpreter(path, ready_args, Until::Output)
-            .run_many(plan.interpreter)
             .await?;
-        interpreters.push(Some(start_floor(report, ready_label, what, &ready)));
+        report.floor(Row::new(Section::Floors, exit_label, "p50", s.p50(), Unit::Secs).n(s.len()));
+        let ready = interpreter(path, ready_args, Until::Output);
+        let s = ready.run_many(plan.interpreter).await?;
+        interpreters.push(Some(start_floor(report, ready_label, what, ready, &s)));
     }
     let node = interpreters.pop().flatten();
     let python = interpreters.pop().flatten();
@@ -402,8 +405,6 @@ enum Until {
 pub(crate) struct StartProbe {
     make: Arc<dyn Fn() -> std::process::Command + Send + Sync>,
     until: Until,
-    /// The samples of [`StartProbe::run_many`].
-    samples: Samples,
 }
 
 impl std::fmt::Debug for StartProbe {
@@ -420,14 +421,13 @@ impl StartProbe {
         StartProbe {
             make: Arc::new(make),
             until,
-            samples: Samples::from_secs(Vec::new()),
         }
     }
 
     /// Time `n` starts (after one unmeasured one), each after 2 ms with nothing running, as each
     /// cold start does (`cold::settle`): on a VM a start right after busy CPUs is faster than
     /// one after idle ones, and the floor must not get the faster kind.
-    async fn run_many(mut self, n: usize) -> Result<StartProbe> {
+    async fn run_many(&self, n: usize) -> Result<Samples> {
         let probe = self.clone();
         let times = tokio::task::spawn_blocking(move || {
             let mut times = Vec::with_capacity(n);
@@ -441,8 +441,7 @@ impl StartProbe {
             anyhow::Ok(times)
         })
         .await??;
-        self.samples = Samples::from_secs(times);
-        Ok(self)
+        Ok(Samples::from_secs(times))
     }
 
     /// Time one start, in seconds (the caller lets the machine settle first).

@@ -238,7 +238,7 @@ impl Environment {
                 let error_type = error_type.unwrap_or_else(|| "Runtime.Unknown".into());
                 logs.platform_fmt(format_args!(
                     "INIT_REPORT Init Duration: {} ms\tPhase: init\tStatus: error\tError Type: {error_type}",
-                    ms(started.elapsed())
+                    Millis(started.elapsed())
                 ));
                 Err(StartFailure {
                     error_type,
@@ -361,7 +361,7 @@ impl Environment {
         };
         self.logs.platform_fmt(format_args!(
             "REPORT RequestId: {request_id}\tDuration: {} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB\t{tail}",
-            ms(duration),
+            Millis(duration),
             duration.as_nanos().div_ceil(1_000_000).max(1),
             self.version.config.memory_size,
             memory_used,
@@ -496,7 +496,7 @@ struct ReportTail<'a> {
 impl std::fmt::Display for ReportTail<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if let Some(init) = self.init {
-            write!(f, "Init Duration: {} ms\t", ms(init))?;
+            write!(f, "Init Duration: {} ms\t", Millis(init))?;
         }
         if let Some(status) = self.status {
             write!(f, "Status: {status}")?;
@@ -506,12 +506,7 @@ impl std::fmt::Display for ReportTail<'_> {
 }
 
 /// A duration in milliseconds with two decimals, as in `REPORT` lines (`12.34`), written with
-/// integer arithmetic: formatting an `f64` with a precision was a third of the cost of the
-/// platform's log lines per warm invoke.
-fn ms(d: Duration) -> Millis {
-    Millis(d)
-}
-
+/// integer arithmetic rather than by formatting an `f64` with a precision.
 struct Millis(Duration);
 
 impl std::fmt::Display for Millis {
@@ -624,7 +619,7 @@ mod tests {
 
     #[test]
     fn report_durations_have_two_decimals_rounded_half_up() {
-        let show = |d: Duration| super::ms(d).to_string();
+        let show = |d: Duration| super::Millis(d).to_string();
         assert_eq!(show(Duration::ZERO), "0.00");
         assert_eq!(show(Duration::from_micros(4)), "0.00");
         assert_eq!(show(Duration::from_micros(5)), "0.01");

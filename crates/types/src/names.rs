@@ -42,21 +42,18 @@ impl FunctionKey {
     /// The ARN with the qualifier when there is one.
     pub fn arn_with(&self, qualifier: Option<&str>) -> String {
         // Built in one allocation without `fmt`: every invoke sends its ARN to the runtime.
-        const PREFIX: &str = "arn:aws:lambda:";
         let parts = [
-            self.region.as_str(),
+            "arn:aws:lambda:",
+            &self.region,
             ":",
-            self.account.as_str(),
+            &self.account,
             ":function:",
+            &self.name,
         ];
-        let len = PREFIX.len()
-            + parts.iter().map(|p| p.len()).sum::<usize>()
-            + self.name.len()
-            + qualifier.map_or(0, |q| q.len() + 1);
+        let len =
+            parts.iter().map(|p| p.len()).sum::<usize>() + qualifier.map_or(0, |q| q.len() + 1);
         let mut arn = String::with_capacity(len);
-        arn.push_str(PREFIX);
         parts.iter().for_each(|p| arn.push_str(p));
-        arn.push_str(&self.name);
         if let Some(q) = qualifier {
             arn.push(':');
             arn.push_str(q);
