@@ -38,6 +38,7 @@ use nix::unistd::{chdir, pivot_root, setgroups, setresgid, setresuid, Gid, Pid, 
 
 use crate::protocol::{self, PrestartRequest, SpawnRequest, Take, Template, MAX_MESSAGE};
 use crate::seccomp::Filters;
+use crate::PASSED_FD;
 
 /// A step that failed: what, and the OS error.
 #[derive(Debug)]
@@ -118,6 +119,8 @@ pub(crate) struct ChildFds {
     pub(crate) exec: OwnedFd,
     /// With an isolated network: where the Runtime API listener made inside goes.
     pub(crate) listener_to: Option<OwnedFd>,
+    /// What the runtime gets as [`PASSED_FD`].
+    pub(crate) passed: Option<OwnedFd>,
 }
 
 /// A pipe the helper holds the write end of for its whole life: an init that reads end of file
@@ -206,6 +209,7 @@ pub(crate) fn init(
             drop(fds.log);
             drop(fds.exec);
             drop(fds.listener_to);
+            drop(fds.passed);
             close_all_but(status);
             supervise(child, status)
         }
@@ -293,6 +297,11 @@ fn taken(req: &PrestartRequest, sock: OwnedFd, runtime_sock: OwnedFd, runtime: P
         exit_now(0)
     };
     let exec_fd = exec.as_raw_fd();
+    let passed = if take.passes_fd { fds.next() } else { None };
+    if take.passes_fd && passed.is_none() {
+        let e = StepError::new("a take without the descriptor it passes", libc::EINVAL);
+        fail(exec_fd, &e.retry());
+    }
     let mounts: Vec<OwnedFd> = fds.collect();
     if mounts.len() != take.targets.len() {
         fail(
@@ -319,12 +328,10 @@ fn taken(req: &PrestartRequest, sock: OwnedFd, runtime_sock: OwnedFd, runtime: P
             fail(exec_fd, &StepError::new("resize /tmp", e as i32).retry());
         }
     }
-    let passed = protocol::send_bytes(
-        runtime_sock.as_fd(),
-        &buf[..len],
-        &[log.as_raw_fd(), exec.as_raw_fd()],
-    );
-    if let Err(e) = passed {
+    let mut to_runtime = vec![log.as_raw_fd(), exec.as_raw_fd()];
+    to_runtime.extend(passed.as_ref().map(AsRawFd::as_raw_fd));
+    let handed = protocol::send_bytes(runtime_sock.as_fd(), &buf[..len], &to_runtime);
+    if let Err(e) = handed {
         // The runtime is gone: it says why if a step of its own failed.
         let mut why = vec![0u8; 4096];
         let e = match protocol::recv_bytes(runtime_sock.as_fd(), &mut why, MsgFlags::MSG_DONTWAIT) {
@@ -334,7 +341,7 @@ fn taken(req: &PrestartRequest, sock: OwnedFd, runtime_sock: OwnedFd, runtime: P
         fail(exec_fd, &e.retry());
     }
     let status_fd = status.as_raw_fd();
-    drop((log, exec, sock, runtime_sock, buf));
+    drop((log, exec, passed, sock, runtime_sock, buf));
     close_all_but(status_fd);
     supervise(runtime, status_fd)
 }
@@ -363,11 +370,12 @@ fn waiting_runtime(
         Ok((len, fds)) if len > 0 => (len, fds),
         _ => exit_now(0),
     };
-    let [log, exec_pipe] = match <[OwnedFd; 2]>::try_from(fds) {
-        Ok(fds) => fds,
-        Err(_) => exit_now(127),
+    let mut fds = fds.into_iter();
+    let (Some(log), Some(exec_pipe)) = (fds.next(), fds.next()) else {
+        exit_now(127)
     };
-    let exec_fd = exec_pipe.as_raw_fd();
+    let passed = fds.next();
+    let mut exec_fd = exec_pipe.as_raw_fd();
     let take: Take = match serde_json::from_slice(&buf[..len]) {
         Ok(t) => t,
         Err(_) => fail(
@@ -376,8 +384,19 @@ fn waiting_runtime(
         ),
     };
     drop(buf);
+    if take.passes_fd != passed.is_some() {
+        let e = StepError::new("a take without the descriptor it passes", libc::EINVAL);
+        fail(exec_fd, &e.retry());
+    }
     if let Err(e) = place_output(&log) {
         fail(exec_fd, &e.retry());
+    }
+    if let Some(passed) = &passed {
+        // `sock` (close-on-exec) is not used again: failures go to the exec pipe from here.
+        match place_passed(passed, exec_fd) {
+            Ok(fd) => exec_fd = fd,
+            Err(e) => fail(exec_fd, &e.retry()),
+        }
     }
     if let Err(e) = chdir(&take.cwd).step(|| format!("chdir {}", take.cwd.display())) {
         fail(exec_fd, &e);
@@ -717,7 +736,7 @@ fn runtime(
 ) -> StepError {
     match prepare_runtime(req, fds, devnull, filters, landlock) {
         Err(e) => e,
-        Ok(()) => exec(fds.exec.as_raw_fd(), &req.program, &req.args, &req.env),
+        Ok(exec_fd) => exec(exec_fd, &req.program, &req.args, &req.env),
     }
 }
 
@@ -727,7 +746,7 @@ fn prepare_runtime(
     devnull: &OwnedFd,
     filters: Option<&Filters>,
     landlock: bool,
-) -> Result<(), StepError> {
+) -> Result<RawFd, StepError> {
     reset_signals()?;
     // stdio: /dev/null in, the log pipe out and err.
     // SAFETY: dup2 onto 0, which this process owns; the source stays open.
@@ -737,9 +756,13 @@ fn prepare_runtime(
     place_output(&fds.log)?;
     // The exec pipe must stay open until the exec to report a failing step (it is
     // close-on-exec, as everything else now is).
-    let _ = fds.exec.as_fd();
+    let exec_fd = match &fds.passed {
+        Some(passed) => place_passed(passed, fds.exec.as_raw_fd())?,
+        None => fds.exec.as_raw_fd(),
+    };
     chdir(&req.cwd).step(|| format!("chdir {}", req.cwd.display()))?;
-    restrict(req.uid, req.gid, req.nofile, filters, landlock)
+    restrict(req.uid, req.gid, req.nofile, filters, landlock)?;
+    Ok(exec_fd)
 }
 
 /// Signals: the helper's mask and dispositions must not leak into the function (Rust ignores
@@ -788,6 +811,39 @@ fn place_output(log: &OwnedFd) -> Result<(), StepError> {
         );
     }
     Ok(())
+}
+
+/// Put `passed` at [`PASSED_FD`], open across exec (after [`place_output`], which made
+/// everything from 3 up close-on-exec). The exec pipe is moved first if it is there; returns
+/// where it is now. Whatever else this process had at [`PASSED_FD`] is replaced, so a process
+/// calling this only execs or exits afterwards (it closes nothing that could now be the passed
+/// descriptor).
+fn place_passed(passed: &OwnedFd, exec_fd: RawFd) -> Result<RawFd, StepError> {
+    let mut exec_fd = exec_fd;
+    if exec_fd == PASSED_FD {
+        // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor and closes nothing.
+        let moved = unsafe { libc::fcntl(exec_fd, libc::F_DUPFD_CLOEXEC, PASSED_FD + 1) };
+        if moved < 0 {
+            return Err(StepError::new("move the exec pipe", Errno::last_raw()));
+        }
+        exec_fd = moved;
+    }
+    // SAFETY: dup2 onto PASSED_FD replaces what was there (see above), or F_SETFD clears
+    // close-on-exec on the passed descriptor itself; neither touches memory.
+    let placed = unsafe {
+        if passed.as_raw_fd() == PASSED_FD {
+            libc::fcntl(PASSED_FD, libc::F_SETFD, 0)
+        } else {
+            libc::dup2(passed.as_raw_fd(), PASSED_FD)
+        }
+    };
+    if placed < 0 {
+        return Err(StepError::new(
+            "place the passed descriptor",
+            Errno::last_raw(),
+        ));
+    }
+    Ok(exec_fd)
 }
 
 /// What the runtime gives up before running anything of the function's: its own session, the

@@ -120,16 +120,19 @@ impl Helper {
         })
     }
 
-    /// Ask the helper to start an environment (cold).
+    /// Ask the helper to start an environment (cold). `passed` (the caller's, left open) goes
+    /// with the request when `req.passes_fd`.
     pub(crate) async fn spawn(
         &self,
         mut req: SpawnRequest,
         log: OwnedFd,
         status: OwnedFd,
+        passed: Option<std::os::fd::RawFd>,
     ) -> Result<Spawned, (i32, String)> {
         req.id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = req.id;
-        let fds = [log.as_raw_fd(), status.as_raw_fd()];
+        let mut fds = vec![log.as_raw_fd(), status.as_raw_fd()];
+        fds.extend(passed);
         let req = Request::Spawn(req);
         match self.call(id, &req, &fds, (log, status)).await? {
             (Reply::Spawned { pid, listener, .. }, mut fds) => Ok(Spawned {

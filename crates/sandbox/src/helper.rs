@@ -166,12 +166,19 @@ pub fn main() -> Result<(), HelperError> {
             }
             Request::Spawn(req) => req,
         };
-        let reply = match <[OwnedFd; 2]>::try_from(fds) {
-            Ok([log, status]) => state.spawn(&req, log, status),
-            Err(_) => Reply::Failed {
+        let mut fds = fds.into_iter();
+        let (log, status) = (fds.next(), fds.next());
+        let passed = fds.next();
+        let reply = match (log, status) {
+            (Some(log), Some(status)) if req.passes_fd == passed.is_some() => {
+                state.spawn(&req, log, status, passed)
+            }
+            _ => Reply::Failed {
                 id: req.id,
                 errno: libc::EINVAL,
-                message: "a spawn request needs the log and status pipes".into(),
+                message: "a spawn request needs the log and status pipes (and the passed \
+                          descriptor it announces)"
+                    .into(),
             },
         };
         let fds: Vec<RawFd> = match &reply {
@@ -212,7 +219,13 @@ struct State {
 
 impl State {
     /// Start one environment cold.
-    fn spawn(&mut self, req: &SpawnRequest, log: OwnedFd, status: OwnedFd) -> Reply {
+    fn spawn(
+        &mut self,
+        req: &SpawnRequest,
+        log: OwnedFd,
+        status: OwnedFd,
+        passed: Option<OwnedFd>,
+    ) -> Reply {
         let failed = |errno: i32, message: String| Reply::Failed {
             id: req.id,
             errno,
@@ -229,8 +242,7 @@ impl State {
         }
         spawn(
             req,
-            log,
-            status,
+            (log, status, passed),
             self.filters.as_ref(),
             self.landlock,
             &self.lifeline,
@@ -404,8 +416,7 @@ fn landlock_abi() -> i32 {
 /// Start one environment and wait until its program is executing (or failed to).
 fn spawn(
     req: &SpawnRequest,
-    log: OwnedFd,
-    status: OwnedFd,
+    (log, status, passed): (OwnedFd, OwnedFd, Option<OwnedFd>),
     filters: Option<&Filters>,
     landlock: bool,
     lifeline: &child::Lifeline,
@@ -442,13 +453,14 @@ fn spawn(
                 status,
                 exec: exec_w,
                 listener_to: back.map(|(_, theirs)| theirs),
+                passed,
             };
             child::init(req, fds, filters, landlock, lifeline)
         }
         Ok(Some(pid)) => pid,
         Err(e) => return failed(e as i32, format!("clone: {}", e.desc())),
     };
-    drop((log, status, exec_w));
+    drop((log, status, exec_w, passed));
     let kill = || {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);

@@ -27,6 +27,10 @@
 //! - **`process`**: a plain child process in its own process group with a scrubbed
 //!   environment, for hosts without namespaces.
 //!
+//! A spec may pass the process one descriptor of the caller's, which it finds open as
+//! [`PASSED_FD`] (fd 3, not close-on-exec) at every level: lamina hands its runtime clients
+//! a connected Runtime API socket that way.
+//!
 //! Killing an environment kills its whole tree: the pid namespace's init (or the process
 //! group) and, where the kernel has it, everything in its cgroup.
 //!
@@ -43,7 +47,7 @@ mod seccomp;
 
 use std::ffi::OsString;
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::str::FromStr;
@@ -167,7 +171,14 @@ pub struct SandboxSpec {
     /// CPU during init, in thousandths of a vCPU, 0 for no quota (see [`Process::set_cpu`]
     /// for afterwards).
     pub cpu_millis: u64,
+    /// A descriptor the process gets as [`PASSED_FD`] (the spec's copy is closed when the
+    /// spec is dropped).
+    pub passed_fd: Option<Arc<OwnedFd>>,
 }
+
+/// The descriptor number under which the process finds [`SandboxSpec::passed_fd`]: 3, the
+/// first after stdio, open across `execve`.
+pub const PASSED_FD: RawFd = 3;
 
 impl SandboxSpec {
     /// A spec for `program` with Lambda's default limits, at the process level.
@@ -183,6 +194,7 @@ impl SandboxSpec {
             memory_mb: 128,
             tmp_mb: 512,
             cpu_millis: 1000,
+            passed_fd: None,
         }
     }
 }
@@ -587,9 +599,11 @@ impl Sandbox {
             isolated_network: spec.network == Network::None,
             runtime_api: ISOLATED_RUNTIME_API,
             nofile: NOFILE_MAX,
+            passes_fd: spec.passed_fd.is_some(),
         };
+        let passed = spec.passed_fd.as_deref().map(AsRawFd::as_raw_fd);
         let spawned = helper
-            .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w))
+            .spawn(req, OwnedFd::from(log_w), OwnedFd::from(status_w), passed)
             .await
             .map_err(|(errno, message)| spawn_error(spec, errno, message))?;
         // The helper made their mount points.
@@ -618,7 +632,7 @@ impl Sandbox {
             program: spec.program.clone(),
             source,
         };
-        if spec.mounts.len() + 3 > protocol::MAX_FDS {
+        if spec.mounts.len() + 4 > protocol::MAX_FDS {
             return ready.cold("too many mounts for one message".into()).await;
         }
         // Mount points are made in the helper's root template (the pre-started root is
@@ -664,8 +678,10 @@ impl Sandbox {
             cwd: spec.cwd.clone(),
             targets: spec.mounts.iter().map(|m| m.target.clone()).collect(),
             tmp_mb: spec.tmp_mb,
+            passes_fd: spec.passed_fd.is_some(),
         };
         let mut fds = vec![log_w.as_raw_fd(), status_w.as_raw_fd(), exec_w.as_raw_fd()];
+        fds.extend(spec.passed_fd.as_deref().map(AsRawFd::as_raw_fd));
         fds.extend(trees.iter().map(AsRawFd::as_raw_fd));
         if let Err(e) = protocol::send(ready.sock.as_fd(), &take, &fds) {
             // It is gone; if it could not get ready, it said why, and the next ones would not
@@ -1258,6 +1274,40 @@ fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
         .stderr(Stdio::from(writer2))
         .process_group(0)
         .kill_on_drop(true);
+    // The pipe std reports a failed exec on must not be fd 3, where the passed descriptor goes
+    // in the child: if nothing holds fd 3 here, a copy of the passed descriptor takes it.
+    let mut low_copy = None;
+    if let Some(passed) = &spec.passed_fd {
+        let mut passed = passed.as_raw_fd();
+        // SAFETY: F_GETFD only reads the flags of fd 3; F_DUPFD_CLOEXEC makes a new
+        // descriptor, owned by `low_copy` until the spawn is over.
+        unsafe {
+            if passed != PASSED_FD && libc::fcntl(PASSED_FD, libc::F_GETFD) < 0 {
+                let copy = libc::fcntl(passed, libc::F_DUPFD_CLOEXEC, PASSED_FD);
+                if copy < 0 {
+                    return Err(other(std::io::Error::last_os_error()));
+                }
+                passed = copy;
+                low_copy = Some(OwnedFd::from_raw_fd(copy));
+            }
+        }
+        // SAFETY: runs in the forked child before exec and only calls dup2 / fcntl, which are
+        // async-signal-safe; `passed` is open in the parent for the whole spawn (the spec or
+        // `low_copy` holds it), so it is open in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                let placed = if passed == PASSED_FD {
+                    libc::fcntl(passed, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(passed, PASSED_FD)
+                };
+                if placed < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     let child = cmd.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => SpawnError::NotFound {
             program: spec.program.clone(),
@@ -1268,7 +1318,7 @@ fn spawn_process(spec: &SandboxSpec) -> Result<(Process, LogPipe), SpawnError> {
         _ => other(e),
     })?;
     // `cmd` held the write ends; drop it so the pipe reports EOF when the tree exits.
-    drop(cmd);
+    drop((cmd, low_copy));
     let pid = child.id().unwrap_or(0);
     let pipe = pipe::Receiver::from_owned_fd(OwnedFd::from(reader)).map_err(other)?;
     Ok((
@@ -1636,6 +1686,29 @@ mod tests {
             );
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+    }
+
+    /// The passed descriptor is open as fd 3 in the process, across exec.
+    #[tokio::test]
+    async fn the_passed_descriptor_is_fd_3() {
+        use std::io::{BufRead, Write};
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let spec = SandboxSpec {
+            passed_fd: Some(Arc::new(OwnedFd::from(theirs))),
+            ..sh("echo ping >&3; read -r answer <&3; echo \"got $answer\"; ls /proc/$$/fd")
+        };
+        let (mut p, pipe) = spawn_process(&spec).unwrap();
+        drop(spec);
+        let mut reader = std::io::BufReader::new(ours.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert_eq!(line, "ping\n");
+        (&ours).write_all(b"pong\n").unwrap();
+        assert_eq!(p.wait().await, Exit::Code(0));
+        let out = read_all(pipe).await;
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("got pong"), "{out}");
+        assert!(lines.any(|fd| fd == "3"), "{out}");
     }
 
     #[tokio::test]

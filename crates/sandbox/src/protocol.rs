@@ -41,7 +41,8 @@ pub(crate) struct Template {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Request {
     /// Start one environment cold. Sent with two descriptors: the log pipe's write end (stdout
-    /// and stderr) and the status pipe's write end (the runtime's exit status).
+    /// and stderr) and the status pipe's write end (the runtime's exit status); then, with
+    /// `passes_fd`, the descriptor the runtime gets as [`crate::PASSED_FD`].
     Spawn(SpawnRequest),
     /// Pre-start an environment's init (see `helper`): answered with `Prestarted` once it is
     /// cloned, and done only while no other request waits.
@@ -80,6 +81,8 @@ pub(crate) struct SpawnRequest {
     pub(crate) runtime_api: std::net::SocketAddr,
     /// `RLIMIT_NOFILE`.
     pub(crate) nofile: u64,
+    /// A third descriptor comes with the request, for the runtime's [`crate::PASSED_FD`].
+    pub(crate) passes_fd: bool,
 }
 
 /// Pre-start one environment's init: everything that does not depend on the function.
@@ -100,8 +103,9 @@ pub(crate) struct PrestartRequest {
 
 /// What the daemon sends a pre-started init when it takes it, and what that init passes on to
 /// its waiting runtime process. Sent with the log pipe, the status pipe and the exec pipe's
-/// write ends, then one detached mount per entry of `targets` (`open_tree`), in order; the
-/// runtime gets the log and exec pipes only.
+/// write ends, then (with `passes_fd`) the descriptor the runtime gets as [`crate::PASSED_FD`],
+/// then one detached mount per entry of `targets` (`open_tree`), in order; the runtime gets the
+/// log and exec pipes and the passed descriptor only.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Take {
     pub(crate) program: PathBuf,
@@ -111,6 +115,8 @@ pub(crate) struct Take {
     /// Where each detached mount goes (paths inside the root).
     pub(crate) targets: Vec<PathBuf>,
     pub(crate) tmp_mb: u64,
+    /// A descriptor for the runtime's [`crate::PASSED_FD`] follows the exec pipe.
+    pub(crate) passes_fd: bool,
 }
 
 /// The helper's answers.

@@ -456,3 +456,58 @@ async fn without_a_usable_prestarted_environment_the_start_is_cold() {
     assert!(!p.prestarted());
     assert_eq!(out, "/m/13:\nfile13\n\n/var/task:\nhello.txt\n");
 }
+
+/// Talk over the passed descriptor with `spec`'s script (`echo ping >&3; read <&3; echo`), and
+/// return whether the environment was pre-started and what it printed.
+async fn over_fd_3(sb: &Sandbox, mut spec: SandboxSpec) -> (bool, String) {
+    use std::io::{BufRead, Write};
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    spec.passed_fd = Some(std::sync::Arc::new(std::os::fd::OwnedFd::from(theirs)));
+    let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
+    drop(spec);
+    let talk = std::thread::spawn(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(ours.try_clone().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (&ours).write_all(b"pong\n").unwrap();
+        line
+    });
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut out))
+        .await
+        .expect("the environment finished")
+        .unwrap();
+    assert_eq!(p.wait().await, Exit::Code(0), "{out}");
+    assert_eq!(talk.join().unwrap(), "ping\n");
+    (p.prestarted(), out)
+}
+
+#[tokio::test]
+async fn the_passed_descriptor_is_fd_3_cold_and_prestarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = sandbox(dir.path());
+    let code = code_dir(dir.path());
+    // stdio and fd 3 only (`ls` lists its own directory descriptor too).
+    let script =
+        "echo ping >&3; read -r answer <&3; echo \"got $answer\"; ls /proc/$$/fd | tr '\\n' ' '";
+    let expect = |out: &str| {
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("got pong"), "{out}");
+        let fds: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        assert_eq!(fds[..4], ["0", "1", "2", "3"], "{out}");
+        assert!(fds.len() <= 5, "{out}");
+    };
+
+    // Cold: an isolated network never takes a pre-started environment.
+    let mut spec = sh(script, &code);
+    spec.network = Network::None;
+    let (prestarted_env, out) = over_fd_3(&sb, spec).await;
+    assert!(!prestarted_env);
+    expect(&out);
+
+    prestarted(&sb, 1).await;
+    let (prestarted_env, out) = over_fd_3(&sb, sh(script, &code)).await;
+    assert!(prestarted_env, "the pool had one ready");
+    expect(&out);
+}
