@@ -1,7 +1,9 @@
 //! The Lambda Runtime API (`/2018-06-01/runtime/...`) of one execution environment.
 //!
 //! Each environment gets its own listener ([`RuntimeApi::bind`]); its address is what the function
-//! sees as `AWS_LAMBDA_RUNTIME_API`. The pool talks to it through [`RuntimeApi::ready`] (the
+//! sees as `AWS_LAMBDA_RUNTIME_API`. A connection made ahead (one end of a Unix socket pair whose
+//! other end the runtime inherits) can be served too ([`RuntimeApi::attach`]): lamina's own
+//! runtime clients use that, which spares them a connect and, in Node.js, loading `node:net`. The pool talks to it through [`RuntimeApi::ready`] (the
 //! runtime finished init: its first `/next`, or `/init/error`) and [`RuntimeApi::dispatch`] (hand
 //! one invocation to `/next`, get its [`Outcome`] from `/response` or `/error`).
 //!
@@ -140,6 +142,8 @@ pub struct RuntimeApi {
     addr: SocketAddr,
     init_rx: Option<oneshot::Receiver<InitSignal>>,
     accept: JoinHandle<()>,
+    /// The connection given to [`RuntimeApi::attach`], if any.
+    attached: Option<JoinHandle<()>>,
 }
 
 impl RuntimeApi {
@@ -167,7 +171,22 @@ impl RuntimeApi {
             addr,
             init_rx: Some(init_rx),
             accept,
+            attached: None,
         })
+    }
+
+    /// Also serve `stream`, a connection the runtime already holds the other end of (a Unix
+    /// socket pair). Needs a Tokio runtime. A second call replaces the first connection.
+    pub fn attach(&mut self, stream: std::os::unix::net::UnixStream) -> std::io::Result<()> {
+        stream.set_nonblocking(true)?;
+        let stream = tokio::net::UnixStream::from_std(stream)?;
+        if let Some(old) = self
+            .attached
+            .replace(tokio::spawn(serve_connection(stream, self.shared.clone())))
+        {
+            old.abort();
+        }
+        Ok(())
     }
 
     /// The `host:port` to give the runtime as `AWS_LAMBDA_RUNTIME_API`.
@@ -209,6 +228,9 @@ impl RuntimeApi {
 impl Drop for RuntimeApi {
     fn drop(&mut self) {
         self.accept.abort();
+        if let Some(attached) = &self.attached {
+            attached.abort();
+        }
         let mut st = self.shared.lock();
         st.closed = true;
         st.waiter = None;
@@ -225,24 +247,29 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                conns.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(route(&shared, req).await) }
-                    });
-                    // Lambda sends `Lambda-Runtime-Aws-Request-Id`, not the lower-case form;
-                    // some runtime clients look headers up case-sensitively.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
-                        .title_case_headers(true)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
+                conns.spawn(serve_connection(stream, shared.clone()));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+}
+
+/// Serve the Runtime API on one connection until it closes.
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(route(&shared, req).await) }
+    });
+    // Lambda sends `Lambda-Runtime-Aws-Request-Id`, not the lower-case form; some runtime
+    // clients look headers up case-sensitively.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .title_case_headers(true)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -522,6 +549,61 @@ mod tests {
             assert!(head.contains(expected), "missing {expected}: {head}");
         }
         assert!(!head.contains("Cognito"), "absent values send no header");
+    }
+
+    /// An attached connection is the same API: `/next` gets the invocation, `/response`
+    /// answers it, over one kept-alive connection.
+    #[tokio::test]
+    async fn an_attached_connection_serves_the_same_api() {
+        let mut api = RuntimeApi::bind([127, 0, 0, 1].into()).await.unwrap();
+        let ready = api.ready().unwrap();
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        api.attach(ours).unwrap();
+        theirs.set_nonblocking(true).unwrap();
+        let mut runtime = tokio::net::UnixStream::from_std(theirs).unwrap();
+        let read_response = async |runtime: &mut tokio::net::UnixStream| {
+            let mut raw = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = runtime.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the connection closed: {raw:?}");
+                raw.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&raw).into_owned();
+                if let Some(split) = text.find("\r\n\r\n") {
+                    let length: usize = text[..split]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("Content-Length: "))
+                        .map_or(0, |v| v.parse().unwrap());
+                    if raw.len() >= split + 4 + length {
+                        return text;
+                    }
+                }
+            }
+        };
+        runtime
+            .write_all(format!("GET {NEXT} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        assert!(matches!(ready.await.unwrap(), InitSignal::Ready));
+        let outcome = api.dispatch(invocation("r9"));
+        let next = read_response(&mut runtime).await;
+        assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+        assert!(next.contains("Lambda-Runtime-Aws-Request-Id: r9"), "{next}");
+        assert!(next.ends_with("{\"k\":1}"), "{next}");
+        let post = "POST /2018-06-01/runtime/invocation/r9/response HTTP/1.1\r\n\
+                    host: x\r\ncontent-length: 4\r\n\r\n\"ok\"";
+        runtime.write_all(post.as_bytes()).await.unwrap();
+        let accepted = read_response(&mut runtime).await;
+        assert!(accepted.starts_with("HTTP/1.1 202"), "{accepted}");
+        match outcome.await.unwrap() {
+            Outcome::Response { body, .. } => assert_eq!(body, Bytes::from_static(b"\"ok\"")),
+            other => panic!("unexpected outcome {other:?}"),
+        }
+        // Dropping the API ends the attached connection too.
+        drop(api);
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), runtime.read_to_end(&mut rest));
+        assert_eq!(closed.await.expect("the connection closed").unwrap(), 0);
     }
 
     #[tokio::test]
