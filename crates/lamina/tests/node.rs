@@ -162,3 +162,73 @@ async fn node_init_errors() {
         assert!(body["errorMessage"].is_string(), "{name}: {body}");
     }
 }
+
+/// The event loop as AWS documents it: a callback's result is sent once the loop is empty,
+/// unless `callbackWaitsForEmptyEventLoop` is false; then what is still pending waits, frozen
+/// with the environment, and runs during the next invoke. A handler that neither returns nor
+/// calls back answers `null` once the loop is empty.
+#[tokio::test]
+async fn node_event_loop_and_frozen_callbacks() {
+    let server = Server::start();
+    let client = server.client();
+    let source = br#"
+let invokes = 0;
+exports.handler = function (event, context, callback) {
+  invokes += 1;
+  const invoke = invokes;
+  if (event.mode === 'wait') {
+    setTimeout(() => console.log(`timer of invoke ${invoke}`), 100);
+    callback(null, { mode: 'wait' });
+  } else if (event.mode === 'nowait') {
+    context.callbackWaitsForEmptyEventLoop = false;
+    setTimeout(() => console.log(`late timer of invoke ${invoke}`), 300);
+    callback(null, { mode: 'nowait' });
+  } else if (event.mode === 'silent') {
+    setTimeout(() => console.log(`silent timer of invoke ${invoke}`), 400);
+  } else {
+    return Promise.resolve({ invokes });
+  }
+};
+"#;
+    create(
+        &client,
+        "nodeloop",
+        Runtime::Nodejs20x,
+        "index.handler",
+        zip(&[("index.js", source, 0o644)]),
+    )
+    .await;
+    let (body, err, log) = call(&client, "nodeloop", json!({"mode": "wait"})).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body, json!({"mode": "wait"}));
+    assert!(
+        log.contains("timer of invoke 1"),
+        "the response waited: {log}"
+    );
+
+    let (body, err, log) = call(&client, "nodeloop", json!({"mode": "nowait"})).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body, json!({"mode": "nowait"}));
+    assert!(
+        !log.contains("late timer"),
+        "the response did not wait: {log}"
+    );
+
+    // The frozen timer is overdue by the time this invoke's timer (400 ms) has run.
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let (body, err, log) = call(&client, "nodeloop", json!({"mode": "silent"})).await;
+    assert!(err.is_none(), "{body}");
+    assert_eq!(body, json!(null));
+    assert!(log.contains("silent timer of invoke 3"), "{log}");
+    assert!(
+        log.contains("late timer of invoke 2"),
+        "it ran after the thaw: {log}"
+    );
+
+    let (body, _, _) = call(&client, "nodeloop", json!({"mode": "count"})).await;
+    assert_eq!(
+        body,
+        json!({"invokes": 4}),
+        "one environment served them all"
+    );
+}

@@ -2,6 +2,7 @@
 //! `runtime-api`) and its log stream. Lifecycle: `start` (init) → `invoke`, one at a time,
 //! any number of times → dropped (killed) when it times out, crashes, is drained or goes idle.
 
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,6 +138,19 @@ impl Environment {
                 }
             }
         }
+        // lamina's runtime clients get a connection to the Runtime API made here (the other
+        // end is served once the API is), and so need no connect of their own.
+        let (api_ours, api_theirs) = if cmd.passes_runtime_api {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| {
+                platform_failure(
+                    "Runtime.Unknown",
+                    &format!("cannot connect the Runtime API: {e}"),
+                )
+            })?;
+            (Some(ours), Some(Arc::new(OwnedFd::from(theirs))))
+        } else {
+            (None, None)
+        };
         let memory_mb = u64::from(version.config.memory_size);
         let cpu_share = Limits::cpu_for_memory(memory_mb);
         let spec = SandboxSpec {
@@ -161,8 +175,12 @@ impl Environment {
             // longer under one vCPU); invocations get Lambda's share (MemorySize / 1769
             // vCPUs), set once init is done.
             cpu_millis: 0,
+            passed_fd: api_theirs,
         };
-        let (mut process, pipe) = cfg.sandbox.spawn(&spec).await.map_err(|e| {
+        let spawned = cfg.sandbox.spawn(&spec).await;
+        // Only the process holds the runtime's end from here.
+        drop(spec);
+        let (mut process, pipe) = spawned.map_err(|e| {
             let reason = match &e {
                 SpawnError::NotFound { program } => format!(
                     "RequestId: {request_id} Error: fork/exec {}: no such file or directory",
@@ -191,6 +209,14 @@ impl Environment {
                     )
                 })?,
         };
+        if let Some(ours) = api_ours {
+            api.attach(ours).map_err(|e| {
+                platform_failure(
+                    "Runtime.Unknown",
+                    &format!("cannot serve the Runtime API: {e}"),
+                )
+            })?;
+        }
         let log_path = stream_path(
             &cfg.logs_dir,
             &version.key.account,

@@ -276,6 +276,9 @@ pub fn install_clients(dir: &Path) -> std::io::Result<()> {
 pub(crate) struct Command {
     pub(crate) program: PathBuf,
     pub(crate) args: Vec<OsString>,
+    /// The program is one of lamina's runtime clients, which reach the Runtime API over a
+    /// connection they inherit as `lamina_sandbox::PASSED_FD` (named in `args`).
+    pub(crate) passes_runtime_api: bool,
 }
 
 /// Why no command could be built.
@@ -332,20 +335,32 @@ pub(crate) fn command(
                 _ => view.task_root.join("bootstrap"),
             },
             args: vec![],
+            passes_runtime_api: false,
         }),
         Some(RuntimeFamily::Python) => Ok(Command {
             program: interpreter()?,
             args: vec![
                 "-u".into(),
                 view.runtime_dir.join("python/lamina_runtime.py").into(),
+                runtime_api_fd_arg(),
             ],
+            passes_runtime_api: true,
         }),
         Some(RuntimeFamily::Node) => Ok(Command {
             program: interpreter()?,
-            args: vec![view.runtime_dir.join("node/lamina_runtime.cjs").into()],
+            args: vec![
+                view.runtime_dir.join("node/lamina_runtime.cjs").into(),
+                runtime_api_fd_arg(),
+            ],
+            passes_runtime_api: true,
         }),
         None => Err(CommandError::Unsupported(runtime.to_string())),
     }
+}
+
+/// How lamina's runtime clients learn where their Runtime API connection is.
+fn runtime_api_fd_arg() -> OsString {
+    format!("--runtime-api-fd={}", lamina_sandbox::PASSED_FD).into()
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //
 // lamina starts it as the process of an execution environment:
 //
-//     node /path/lamina_runtime.cjs
+//     node /path/lamina_runtime.cjs --runtime-api-fd=N
 //
-// with AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT (also the working directory) and the
+// where N is its connection to the Runtime API (a Unix socket it inherits), with
+// AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT (also the working directory) and the
 // other Lambda variables set. It plays the part of AWS's aws-lambda-ric in the managed runtime:
 //
 // - Init: console.* writes Lambda's text format ("<ISO time>\t<request id>\t<LEVEL>\t<message>")
@@ -24,7 +25,7 @@
 //   exception or promise rejection nobody handles fails the current invoke and ends the process
 //   (status 129 or 128), as in aws-lambda-ric.
 //
-// Built-in modules only (node 18 to 24). All calls share one kept-alive connection. Output that
+// Built-in modules only (node 18 to 24). All calls share the one inherited connection. Output that
 // stdout or stderr still holds is written out before a response or error is posted. require()
 // finds layer packages through NODE_PATH, which lamina sets as AWS does.
 
@@ -34,7 +35,6 @@
 // on the 2-core VM: an empty .mjs 34-36 ms p50, an empty .cjs 31-32 ms), and every cold start
 // pays it. ES module handlers are still loaded with import().
 const fs = require("node:fs");
-const net = require("node:net");
 const path = require("node:path");
 const { pathToFileURL } = require("node:url");
 const util = require("node:util");
@@ -43,101 +43,56 @@ const util = require("node:util");
 // ---------------------------------------------------------------------------------------------
 // Runtime API client
 
-/** Client of lamina's Runtime API: HTTP/1.1 over one kept-alive TCP connection.
+/** Client of lamina's Runtime API: HTTP/1.1 over the connection lamina passed as a file
+ * descriptor, with blocking reads and writes.
  *
- * It is written out here rather than using node:http because it runs twice per invoke and
- * node:http's per-request machinery costs over a hundred microseconds of CPU per invoke, several
- * times what the socket writes themselves cost. Requests go out one at a time; responses are
- * framed by Content-Length, chunked encoding, or the end of the connection. The socket is unref'd
- * while no request is waiting, so that it does not keep the event loop alive (see
- * callbackWaitsForEmptyEventLoop). */
+ * Why not a socket of node:net: loading node:net costs 2-3.5 ms of every cold start (1.9 ms of
+ * it node:stream) and connecting 1.8 ms more, against 26-34 ms for the whole bare interpreter
+ * here; node:http's per-request machinery costs over a hundred microseconds of CPU per invoke
+ * on top. Blocking is what Lambda does anyway: between a response and the next event the
+ * environment is frozen, and nothing of the function runs. Requests go out one at a time;
+ * responses are framed by Content-Length, chunked encoding, or the end of the connection. */
 class RuntimeApiClient {
-  #address;
+  #fd;
   #host;
-  #port;
-  #socket = null;
-  #received = Buffer.alloc(0); // bytes of the response being read
-  #pending = null; // { resolve, reject } of the request waiting for its response
-  #queue = Promise.resolve(); // the request before this one
+  #buffer = Buffer.allocUnsafe(64 * 1024); // bytes of responses read, from 0 to #length
+  #length = 0;
 
-  constructor(address) {
-    const colon = address.lastIndexOf(":");
-    this.#address = address;
-    this.#host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-    this.#port = Number(address.slice(colon + 1));
+  constructor(fd, host) {
+    this.#fd = fd;
+    this.#host = host;
   }
 
-  /** Send a request (after the ones before it); resolves to { status, headers, body }, with
-   * lower-case header names and the body as a string. */
+  /** Send a request and wait for its response: { status, headers, body }, with lower-case
+   * header names and the body as a string. */
   call(method, apiPath, body, headers = {}) {
-    let head = `${method} /2018-06-01/runtime${apiPath} HTTP/1.1\r\nHost: ${this.#address}\r\n`;
+    let head = `${method} /2018-06-01/runtime${apiPath} HTTP/1.1\r\nHost: ${this.#host}\r\n`;
     for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
     if (body !== undefined) head += `Content-Length: ${Buffer.byteLength(body)}\r\n`;
-    const request = `${head}\r\n${body ?? ""}`;
+    const request = Buffer.from(`${head}\r\n${body ?? ""}`);
+    for (let sent = 0; sent < request.length; ) sent += fs.writeSync(this.#fd, request, sent);
 
-    const answer = this.#queue.then(async () => {
-      const reused = this.#socket !== null;
-      try {
-        return await this.#exchange(request);
-      } catch (err) {
-        if (!reused) throw err;
-        // The server closed the kept-alive connection while it was idle: try once on a new one.
-        return this.#exchange(request);
+    for (;;) {
+      let response = parseResponse(this.#buffer.subarray(0, this.#length), false);
+      if (response === null) {
+        if (this.#length === this.#buffer.length) {
+          const bigger = Buffer.allocUnsafe(this.#buffer.length * 2);
+          this.#buffer.copy(bigger, 0, 0, this.#length);
+          this.#buffer = bigger;
+        }
+        const read = fs.readSync(this.#fd, this.#buffer, this.#length, this.#buffer.length - this.#length, null);
+        if (read > 0) {
+          this.#length += read;
+          continue;
+        }
+        response = parseResponse(this.#buffer.subarray(0, this.#length), true);
+        if (response === null) throw new Error("the Runtime API closed the connection");
       }
-    });
-    this.#queue = answer.catch(() => {});
-    return answer;
-  }
-
-  /** Open the connection now, so that its handshake overlaps with loading the handler (the
-   * socket is unref'd: it does not keep the process alive). */
-  preconnect() {
-    if (this.#socket !== null) return;
-    this.#connect();
-    this.#socket.unref();
-  }
-
-  #exchange(request) {
-    return new Promise((resolve, reject) => {
-      if (this.#socket === null) this.#connect();
-      this.#pending = { resolve, reject };
-      this.#socket.ref();
-      this.#socket.write(request);
-    });
-  }
-
-  #connect() {
-    const socket = net.connect({ host: this.#host, port: this.#port, noDelay: true });
-    socket.on("data", (data) => {
-      this.#received = this.#received.length ? Buffer.concat([this.#received, data]) : data;
-      this.#answer(parseResponse(this.#received, false));
-    });
-    let socketError = null;
-    socket.on("error", (err) => (socketError = err)); // "close" follows
-    socket.on("close", () => {
-      if (this.#socket !== socket) return; // already dropped after a "Connection: close" response
-      this.#answer(parseResponse(this.#received, true));
-      this.#disconnect();
-      this.#pending?.reject(socketError ?? new Error("the Runtime API closed the connection"));
-      this.#pending = null;
-    });
-    this.#socket = socket;
-  }
-
-  #answer(response) {
-    if (!response || !this.#pending) return;
-    const { resolve } = this.#pending;
-    this.#pending = null;
-    this.#received = this.#received.subarray(response.length);
-    if (response.headers.connection?.toLowerCase() === "close") this.#disconnect();
-    else this.#socket.unref();
-    resolve(response);
-  }
-
-  #disconnect() {
-    this.#socket?.destroy();
-    this.#socket = null;
-    this.#received = Buffer.alloc(0);
+      // What follows this response (nothing, as requests go one at a time) moves to the front.
+      this.#buffer.copy(this.#buffer, 0, response.length, this.#length);
+      this.#length -= response.length;
+      return response;
+    }
   }
 }
 
@@ -180,10 +135,23 @@ function parseResponse(data, ended) {
   return ended ? { status, headers, body: data.toString("utf8", bodyStart), length: data.length } : null;
 }
 
-const runtimeApi = new RuntimeApiClient(process.env.AWS_LAMBDA_RUNTIME_API);
+/** The connection's descriptor, from `--runtime-api-fd=N` (taken out of process.argv, which
+ * the function sees). */
+function runtimeApiFd() {
+  const index = process.argv.findIndex((arg) => arg.startsWith("--runtime-api-fd="));
+  const fd = index < 0 ? NaN : Number(process.argv[index].slice("--runtime-api-fd=".length));
+  if (!Number.isInteger(fd) || fd < 0) {
+    process.stderr.write("lamina_runtime: start it with --runtime-api-fd=N, a connection to the Runtime API\n");
+    process.exit(1);
+  }
+  process.argv.splice(index, 1);
+  return fd;
+}
 
-async function nextInvocation() {
-  const answer = await runtimeApi.call("GET", "/invocation/next");
+const runtimeApi = new RuntimeApiClient(runtimeApiFd(), process.env.AWS_LAMBDA_RUNTIME_API);
+
+function nextInvocation() {
+  const answer = runtimeApi.call("GET", "/invocation/next");
   if (answer.status !== 200) {
     throw new Error(`Runtime API answered ${answer.status} to /invocation/next: ${answer.body}`);
   }
@@ -194,7 +162,7 @@ async function nextInvocation() {
  * response that is too large) is logged and otherwise ignored. */
 async function post(apiPath, body, headers = {}) {
   await stdioFlushed();
-  const answer = await runtimeApi.call("POST", apiPath, body, { "Content-Type": "application/json", ...headers });
+  const answer = runtimeApi.call("POST", apiPath, body, { "Content-Type": "application/json", ...headers });
   if (answer.status !== 202) {
     process.stderr.write(`lamina_runtime: Runtime API answered ${answer.status} to ${apiPath}: ${answer.body}\n`);
   }
@@ -515,7 +483,6 @@ async function main() {
     action?.();
   });
 
-  runtimeApi.preconnect();
   let handler;
   try {
     handler = await loadHandler(process.env.LAMBDA_TASK_ROOT || process.cwd(), process.env._HANDLER ?? "");
@@ -528,7 +495,7 @@ async function main() {
   initDone = true;
 
   for (;;) {
-    await handleInvocation(handler, await nextInvocation());
+    await handleInvocation(handler, nextInvocation());
   }
 }
 

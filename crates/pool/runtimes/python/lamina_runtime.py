@@ -2,8 +2,9 @@
 #
 # lamina starts it as the process of an execution environment:
 #
-#     <python3> -u /path/lamina_runtime.py
+#     <python3> -u /path/lamina_runtime.py [--runtime-api-fd=N]
 #
+# (N: a connection to the Runtime API it inherits; else it connects to AWS_LAMBDA_RUNTIME_API)
 # with AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT (also the working directory) and the
 # other Lambda variables set. It plays the part of AWS's awslambdaric in the managed runtime:
 #
@@ -40,19 +41,23 @@ current_request_id = None
 
 
 class RuntimeAPI:
-    """Client of lamina's Runtime API: HTTP/1.1 over one kept-alive TCP connection.
+    """Client of lamina's Runtime API: HTTP/1.1 over one kept-alive connection, the inherited
+    one (a Unix socket) if lamina passed one, else a TCP connection to `address`.
 
     It is written out here rather than using http.client because it runs twice per invoke and
     http.client's header parsing (email.parser) alone costs tens of microseconds a response.
     It sends requests with a Content-Length and reads responses framed by Content-Length,
     chunked encoding, or the end of the connection."""
 
-    def __init__(self, address):
+    def __init__(self, address, fd=None):
         host, _, port = address.rpartition(":")
         self.address = (host.strip("[]"), int(port))
         self.host_header = address
         self.sock = None
         self.buffer = bytearray()  # bytes received but not consumed yet
+        if fd is not None:
+            os.set_inheritable(fd, False)  # not for the function's child processes
+            self.sock = _socket.socket(fileno=fd)
 
     def next_invocation(self):
         """Block until the next event arrives; return its headers (lower-case names) and body."""
@@ -489,7 +494,13 @@ def handle_invocation(api, handler, headers, body):
 
 
 def main():
-    api = RuntimeAPI(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    # `--runtime-api-fd=N`, taken out of sys.argv (which the function sees).
+    fd = None
+    for arg in sys.argv[1:]:
+        if arg.startswith("--runtime-api-fd="):
+            fd = int(arg.split("=", 1)[1])
+            sys.argv.remove(arg)
+    api = RuntimeAPI(os.environ["AWS_LAMBDA_RUNTIME_API"], fd)
     set_up_sys_path()
     set_up_logging()
     try:
