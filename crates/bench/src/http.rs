@@ -198,7 +198,34 @@ impl LoadResult {
 
 /// `concurrency` clients, one keep-alive connection each, send `raw` back to back until `total`
 /// requests were answered. Every response goes through `check` (an error ends the run).
+///
+/// The clients run on a thread of their own under a single-threaded runtime: one event loop
+/// drives every connection, so the load costs the machine (which lamina, the functions and
+/// the floors share with it) as little CPU as it can, and none of it goes to waking the
+/// bench's other worker threads.
 pub(crate) async fn closed_loop(
+    addr: SocketAddr,
+    raw: Arc<Vec<u8>>,
+    concurrency: usize,
+    total: usize,
+    check: fn(&Response) -> Result<()>,
+) -> Result<LoadResult> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("load-client".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(clients(addr, raw, concurrency, total, check)));
+            let _ = tx.send(result);
+        })
+        .context("starting the load client's thread")?;
+    rx.await.context("the load client's thread died")?
+}
+
+async fn clients(
     addr: SocketAddr,
     raw: Arc<Vec<u8>>,
     concurrency: usize,
