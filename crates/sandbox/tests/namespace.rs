@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lamina_sandbox::{
-    Exit, HelperCommand, Isolation, Mount, Network, Sandbox, SandboxConfig, SandboxSpec,
+    Exit, HelperCommand, Isolation, LogPipe, Mount, Network, Sandbox, SandboxConfig, SandboxSpec,
 };
 use tokio::io::AsyncReadExt;
 
@@ -44,13 +44,18 @@ fn sh(script: &str, code: &Path) -> SandboxSpec {
 
 async fn output(script: &str, sandbox: &Sandbox, code: &Path) -> (Exit, String) {
     let (mut p, mut pipe) = sandbox.spawn(&sh(script, code)).await.unwrap();
+    let out = read_all(&mut pipe).await;
+    (p.wait().await, out)
+}
+
+/// Everything the environment writes, until it closes its output (20 s at most).
+async fn read_all(pipe: &mut LogPipe) -> String {
     let mut out = String::new();
-    let read = pipe.read_to_string(&mut out);
-    tokio::time::timeout(Duration::from_secs(20), read)
+    tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut out))
         .await
         .expect("the environment finished")
         .unwrap();
-    (p.wait().await, out)
+    out
 }
 
 fn code_dir(dir: &Path) -> PathBuf {
@@ -312,11 +317,7 @@ async fn a_prestarted_environment_is_as_isolated() {
     spec.tmp_mb = 8;
     let (mut p, mut pipe) = sb.spawn(&spec).await.unwrap();
     assert!(p.prestarted(), "the pool had one ready");
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut out))
-        .await
-        .expect("the environment finished")
-        .unwrap();
+    let out = read_all(&mut pipe).await;
     assert_eq!(p.wait().await, Exit::Code(0), "{out}");
     let lines: Vec<&str> = out.lines().collect();
     // The shell is pid 2 in its own pid namespace (init is 1), as the sandbox user.
@@ -473,11 +474,7 @@ async fn over_fd_3(sb: &Sandbox, mut spec: SandboxSpec) -> (bool, String) {
         (&ours).write_all(b"pong\n").unwrap();
         line
     });
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(20), pipe.read_to_string(&mut out))
-        .await
-        .expect("the environment finished")
-        .unwrap();
+    let out = read_all(&mut pipe).await;
     assert_eq!(p.wait().await, Exit::Code(0), "{out}");
     assert_eq!(talk.join().unwrap(), "ping\n");
     (p.prestarted(), out)
