@@ -51,7 +51,9 @@ const util = require("node:util");
  * here; node:http's per-request machinery costs over a hundred microseconds of CPU per invoke
  * on top. Blocking is what Lambda does anyway: between a response and the next event the
  * environment is frozen, and nothing of the function runs. Requests go out one at a time;
- * responses are framed by Content-Length, chunked encoding, or the end of the connection. */
+ * responses are framed by Content-Length, chunked encoding, or the end of the connection.
+ * Node.js cannot mark the descriptor close-on-exec, so processes the function starts inherit
+ * it; they do not know it is there, and lamina kills them with the environment. */
 class RuntimeApiClient {
   #fd;
   #host;
