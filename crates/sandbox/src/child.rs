@@ -199,10 +199,7 @@ pub(crate) fn init(
     // only runs `runtime`, which ends in execve or _exit.
     match unsafe { nix::unistd::fork() } {
         Err(e) => fail(exec_fd, &StepError::new("fork the runtime", e as i32)),
-        Ok(nix::unistd::ForkResult::Child) => {
-            let e = runtime(req, &fds, &devnull, filters, landlock);
-            fail(exec_fd, &e)
-        }
+        Ok(nix::unistd::ForkResult::Child) => runtime(req, &fds, &devnull, filters, landlock),
         Ok(nix::unistd::ForkResult::Parent { child }) => {
             drop(devnull);
             let status = fds.status.as_raw_fd();
@@ -391,15 +388,16 @@ fn waiting_runtime(
     if let Err(e) = place_output(&log) {
         fail(exec_fd, &e.retry());
     }
+    if let Err(e) = chdir(&take.cwd).step(|| format!("chdir {}", take.cwd.display())) {
+        fail(exec_fd, &e);
+    }
     if let Some(passed) = &passed {
-        // `sock` (close-on-exec) is not used again: failures go to the exec pipe from here.
+        // Last before the exec (it may move the exec pipe); `sock` (close-on-exec) is not used
+        // again: failures go to the exec pipe from here.
         match place_passed(passed, exec_fd) {
             Ok(fd) => exec_fd = fd,
             Err(e) => fail(exec_fd, &e.retry()),
         }
-    }
-    if let Err(e) = chdir(&take.cwd).step(|| format!("chdir {}", take.cwd.display())) {
-        fail(exec_fd, &e);
     }
     let e = exec(exec_fd, &take.program, &take.args, &take.env);
     fail(exec_fd, &e)
@@ -726,17 +724,21 @@ fn loopback_up() -> nix::Result<()> {
     Errno::result(r).map(|_| ())
 }
 
-/// The runtime process: place stdio, drop privileges, restrict, exec. Returns only on failure.
+/// The runtime process: place stdio, drop privileges, restrict, exec. Never returns: a failure
+/// is reported on the exec pipe, wherever placing the passed descriptor moved it.
 fn runtime(
     req: &SpawnRequest,
     fds: &ChildFds,
     devnull: &OwnedFd,
     filters: Option<&Filters>,
     landlock: bool,
-) -> StepError {
+) -> ! {
     match prepare_runtime(req, fds, devnull, filters, landlock) {
-        Err(e) => e,
-        Ok(exec_fd) => exec(exec_fd, &req.program, &req.args, &req.env),
+        Err(e) => fail(fds.exec.as_raw_fd(), &e),
+        Ok(exec_fd) => {
+            let e = exec(exec_fd, &req.program, &req.args, &req.env);
+            fail(exec_fd, &e)
+        }
     }
 }
 
@@ -754,15 +756,15 @@ fn prepare_runtime(
         return Err(StepError::new("place stdio", Errno::last_raw()));
     }
     place_output(&fds.log)?;
-    // The exec pipe must stay open until the exec to report a failing step (it is
-    // close-on-exec, as everything else now is).
-    let exec_fd = match &fds.passed {
-        Some(passed) => place_passed(passed, fds.exec.as_raw_fd())?,
-        None => fds.exec.as_raw_fd(),
-    };
     chdir(&req.cwd).step(|| format!("chdir {}", req.cwd.display()))?;
     restrict(req.uid, req.gid, req.nofile, filters, landlock)?;
-    Ok(exec_fd)
+    // The exec pipe must stay open until the exec to report a failing step (it is
+    // close-on-exec, as everything else now is). Placing the passed descriptor comes last:
+    // it may move the exec pipe, and the caller reports a failure before it on the old one.
+    match &fds.passed {
+        Some(passed) => place_passed(passed, fds.exec.as_raw_fd()),
+        None => Ok(fds.exec.as_raw_fd()),
+    }
 }
 
 /// Signals: the helper's mask and dispositions must not leak into the function (Rust ignores
@@ -815,9 +817,9 @@ fn place_output(log: &OwnedFd) -> Result<(), StepError> {
 
 /// Put `passed` at [`PASSED_FD`], open across exec (after [`place_output`], which made
 /// everything from 3 up close-on-exec). The exec pipe is moved first if it is there; returns
-/// where it is now. Whatever else this process had at [`PASSED_FD`] is replaced, so a process
-/// calling this only execs or exits afterwards (it closes nothing that could now be the passed
-/// descriptor).
+/// where it is now (on failure it is still where it was). Whatever else this process had at
+/// [`PASSED_FD`] is replaced, so a process calling this only execs or exits afterwards (it
+/// closes nothing that could now be the passed descriptor).
 fn place_passed(passed: &OwnedFd, exec_fd: RawFd) -> Result<RawFd, StepError> {
     let mut exec_fd = exec_fd;
     if exec_fd == PASSED_FD {

@@ -507,4 +507,19 @@ async fn the_passed_descriptor_is_fd_3_cold_and_prestarted() {
     let (prestarted_env, out) = over_fd_3(&sb, sh(script, &code)).await;
     assert!(prestarted_env, "the pool had one ready");
     expect(&out);
+
+    // A program that is not there is still reported as such, cold and pre-started.
+    for network in [Network::None, Network::Host] {
+        prestarted(&sb, 1).await;
+        let (_ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut spec = sh("", &code);
+        spec.program = "/var/task/bootstrap".into();
+        spec.network = network;
+        spec.passed_fd = Some(std::sync::Arc::new(std::os::fd::OwnedFd::from(theirs)));
+        let err = sb.spawn(&spec).await.unwrap_err();
+        assert!(
+            matches!(err, lamina_sandbox::SpawnError::NotFound { .. }),
+            "{network:?}: {err}"
+        );
+    }
 }
