@@ -3,9 +3,10 @@
 //! Each environment gets its own listener ([`RuntimeApi::bind`]); its address is what the function
 //! sees as `AWS_LAMBDA_RUNTIME_API`. A connection made ahead (one end of a Unix socket pair whose
 //! other end the runtime inherits) can be served too ([`RuntimeApi::attach`]): lamina's own
-//! runtime clients use that, which spares them a connect and, in Node.js, loading `node:net`. The pool talks to it through [`RuntimeApi::ready`] (the
-//! runtime finished init: its first `/next`, or `/init/error`) and [`RuntimeApi::dispatch`] (hand
-//! one invocation to `/next`, get its [`Outcome`] from `/response` or `/error`).
+//! runtime clients use that, which spares them a connect and, in Node.js, loading `node:net`.
+//! The pool talks to it through [`RuntimeApi::ready`] (the runtime finished init: its first
+//! `/next`, or `/init/error`) and [`RuntimeApi::dispatch`] (hand one invocation to `/next`, get
+//! its [`Outcome`] from `/response` or `/error`).
 //!
 //! Endpoints (each handler below carries its path):
 //! - `GET  /2018-06-01/runtime/invocation/next` blocks until an invocation is dispatched.
