@@ -1,7 +1,7 @@
 //! `provided.*` functions: the package's own `bootstrap` speaking the Runtime API. Real
 //! runtime clients: a shell script with curl (the AWS tutorial's shape), a Rust binary built
-//! with the `lambda_runtime` crate, and the official Python runtime interface client
-//! (`awslambdaric`) installed into the package. And a probe that checks the Runtime API's
+//! with the `lambda_runtime` crate, the benchmark's minimal Rust client (`rust-min`), and the
+//! official Python runtime interface client (`awslambdaric`) installed into the package. And a probe that checks the Runtime API's
 //! own answers.
 
 mod common;
@@ -70,6 +70,30 @@ async fn a_rust_bootstrap_built_with_lambda_runtime() {
     let (body, err, _) = call(&client, "rusty", json!({"fail": "on purpose"})).await;
     assert_eq!(err.as_deref(), Some("Unhandled"));
     assert_eq!(body["errorMessage"], "on purpose");
+}
+
+/// The benchmark's minimal runtime client (`rust-min`: one blocking connection, `httparse`)
+/// answers `null`, one invoke after another on its one connection, and takes an event larger
+/// than its starting buffer (64 KiB).
+#[tokio::test]
+async fn the_benchmarks_minimal_rust_client() {
+    let server = Server::start();
+    let client = server.client();
+    let binary = std::fs::read(fixture_bin("rust-min")).unwrap();
+    create(
+        &client,
+        "minimal",
+        Runtime::Providedal2023,
+        "bootstrap",
+        zip(&[("bootstrap", &binary, 0o755)]),
+    )
+    .await;
+    let big = "x".repeat(300 * 1024);
+    for event in [json!({"n": 1}), json!({"big": big}), json!({"n": 3})] {
+        let (body, err, _) = call(&client, "minimal", event).await;
+        assert!(err.is_none(), "{body}");
+        assert_eq!(body, Value::Null);
+    }
 }
 
 /// The interpreter a `provided` bootstrap finds as `python3` on Lambda's `PATH`.
