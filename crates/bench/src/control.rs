@@ -38,7 +38,7 @@ pub(crate) async fn run(
     // GetFunction of one of the no-ops.
     let raw = Arc::new(request(
         "GET",
-        "/2015-03-31/functions/bench-noop-rust",
+        &format!("/2015-03-31/functions/{}", crate::RUST_NOOP),
         &[],
         b"",
     ));

@@ -115,9 +115,10 @@ impl LoadFloors {
 pub(crate) struct Floors {
     /// Round trip at concurrency 1, then at cores × 4.
     pub(crate) rtt: Vec<LoadFloors>,
-    /// The Rust no-op behind the protocol floor ([`crate::protocol`]), at concurrency 1 and at
-    /// cores × 4; empty when warm invokes are not measured.
-    pub(crate) protocol: Vec<LoadFloors>,
+    /// Each Rust no-op behind the protocol floor ([`crate::protocol`]), at concurrency 1 and
+    /// at cores × 4, with the name lamina's copy of it is deployed under; empty when warm
+    /// invokes are not measured.
+    pub(crate) protocol: Vec<(&'static str, LoadFloors)>,
     pub(crate) spawn: StartFloor,
     pub(crate) python: Option<StartFloor>,
     pub(crate) node: Option<StartFloor>,
@@ -162,14 +163,16 @@ impl Floors {
     }
 }
 
-/// The Rust no-op behind the protocol floor, `concurrency` clients and as many runtimes.
+/// A Rust no-op (`runtime`, called `what` in the table) behind the protocol floor,
+/// `concurrency` clients and as many runtimes.
 async fn protocol_floor(
     setup: &Setup,
+    (runtime, what): (&Path, &str),
     concurrency: usize,
     n: usize,
     report: &mut Report,
 ) -> Result<LoadFloors> {
-    let floor = crate::protocol::start(&setup.bench, &setup.rust_noop, concurrency).await?;
+    let floor = crate::protocol::start(&setup.bench, runtime, concurrency).await?;
     let raw = Arc::new(invoke_request("floor", b"{}"));
     let result = async {
         // Unmeasured first, as for lamina's warm rows.
@@ -190,7 +193,7 @@ async fn protocol_floor(
     floor.stop().await;
     let (result, platform_cpu, runtimes_cpu) = result?;
     let subject =
-        format!("rust no-op behind a minimal Lambda platform (protocol floor), c={concurrency}");
+        format!("{what} behind a minimal Lambda platform (protocol floor), c={concurrency}");
     let mut f = load_rows(report, Section::Floors, &subject, &result, None, None)
         .context("protocol floor rows")?;
     f.concurrency = concurrency;
@@ -198,7 +201,7 @@ async fn protocol_floor(
         report.floor(
             Row::new(
                 Section::Floors,
-                format!("protocol floor's CPU per invoke, {whose}, c={concurrency}"),
+                format!("protocol floor's CPU per invoke, {what}, {whose}, c={concurrency}"),
                 "cpu/req",
                 secs / n as f64,
                 Unit::Secs,
@@ -300,8 +303,22 @@ pub(crate) async fn measure(
     }
     let mut protocol = Vec::new();
     if plan.wants(crate::Group::Warm) {
-        for (concurrency, n) in [(1, plan.warm_c1), (plan.many, plan.warm_many)] {
-            protocol.push(protocol_floor(setup, concurrency, n, report).await?);
+        for (name, runtime, what) in [
+            (
+                crate::RUST_NOOP,
+                &setup.rust_noop,
+                "rust no-op (lambda_runtime)",
+            ),
+            (
+                crate::RUST_MIN,
+                &setup.rust_min,
+                "rust no-op (minimal client)",
+            ),
+        ] {
+            for (concurrency, n) in [(1, plan.warm_c1), (plan.many, plan.warm_many)] {
+                let f = protocol_floor(setup, (runtime, what), concurrency, n, report).await?;
+                protocol.push((name, f));
+            }
         }
     }
 

@@ -3,8 +3,10 @@
 //! One run builds lamina and the fixtures (`cargo build --release -p lamina -p lamina-fixtures`,
 //! skipped with `--no-build`), starts its own `lamina serve` (temporary data directory,
 //! ephemeral port), deploys its own no-op functions through the Lambda API (Rust
-//! `provided.al2023`, Python `python3.12`, Node.js `nodejs20.x`) and prints one table in which
-//! every figure sits beside a floor measured in the same run, with the ratio to it:
+//! `provided.al2023` twice: built with the official `lambda_runtime` crate, and with a minimal
+//! runtime client that leaves the platform's cost in plain view; Python `python3.12`; Node.js
+//! `nodejs20.x`) and prints one table in which every figure sits beside a floor measured in the
+//! same run, with the ratio to it:
 //!
 //! | module      | measures                                                  | floor                           |
 //! |-------------|-----------------------------------------------------------|---------------------------------|
@@ -194,10 +196,15 @@ impl Plan {
     }
 }
 
+/// The Rust no-op built with the official `lambda_runtime` crate (`rust-noop`).
+pub(crate) const RUST_NOOP: &str = "bench-noop-rust";
+/// The Rust no-op with a minimal runtime client (`rust-min`).
+pub(crate) const RUST_MIN: &str = "bench-noop-rust-min";
+
 /// A function deployed for the measurements.
 #[derive(Debug, Clone)]
 pub(crate) struct Deployed {
-    /// As printed in the table, e.g. `rust no-op (provided.al2023)`.
+    /// As printed in the table, e.g. `python no-op (python3.12)`.
     pub(crate) label: String,
     pub(crate) name: String,
     /// The floor of its cold start: process spawn or bare interpreter start.
@@ -419,7 +426,7 @@ async fn measure_first(
     control::run(plan, fl, floor_server, lamina, report).await
 }
 
-/// Create the three no-ops (those whose interpreter exists) and wait until they are Active.
+/// Create the no-ops (those whose interpreter exists) and wait until they are Active.
 async fn deploy(
     setup: &Setup,
     fl: &floors::Floors,
@@ -428,50 +435,62 @@ async fn deploy(
 ) -> Result<Vec<Deployed>> {
     let mut api = lamina.api().await?;
     let rust_zip = lamina::rust_noop_zip(&setup.rust_noop)?;
+    let min_zip = lamina::rust_noop_zip(&setup.rust_min)?;
     let python_zip = lamina::zip(&[("app.py", lamina::PYTHON_NOOP.as_bytes(), 0o644)])?;
     let node_zip = lamina::zip(&[("index.js", lamina::NODE_NOOP.as_bytes(), 0o644)])?;
     let mut out = Vec::new();
+    // (name, label, runtime, handler, zip, cold-start floor)
     let candidates = [
         (
-            "rust",
+            RUST_NOOP,
+            "rust no-op, lambda_runtime (provided.al2023)",
             "provided.al2023",
             "bootstrap",
             &rust_zip,
             Some(&fl.spawn),
         ),
         (
-            "python",
+            RUST_MIN,
+            "rust no-op, minimal client (provided.al2023)",
+            "provided.al2023",
+            "bootstrap",
+            &min_zip,
+            Some(&fl.spawn),
+        ),
+        (
+            "bench-noop-python",
+            "python no-op (python3.12)",
             "python3.12",
             "app.handler",
             &python_zip,
             fl.python.as_ref(),
         ),
         (
-            "node",
+            "bench-noop-node",
+            "node no-op (nodejs20.x)",
             "nodejs20.x",
             "index.handler",
             &node_zip,
             fl.node.as_ref(),
         ),
     ];
-    for (short, runtime, handler, zip, floor) in candidates {
+    for (name, label, runtime, handler, zip, floor) in candidates {
         let Some(floor) = floor else {
             report.note(format!(
                 "{runtime}: no interpreter on this host (lamina doctor); not measured"
             ));
             continue;
         };
-        let name = format!("bench-noop-{short}");
         api.create_active(&FunctionSpec {
-            name: &name,
+            name,
             runtime,
             handler,
             zip,
         })
         .await?;
         out.push(Deployed {
-            label: format!("{short} no-op ({runtime})"),
-            name,
+            label: label.to_string(),
+            name: name.to_string(),
             cold_floor: floor.clone(),
         });
     }

@@ -11,8 +11,11 @@ use serde_json::{json, Value};
 #[derive(Debug)]
 pub(crate) struct Setup {
     pub(crate) lamina: PathBuf,
-    /// `rust-noop` of `lamina-fixtures`: the Rust `provided.al2023` no-op's `bootstrap`.
+    /// `rust-noop` of `lamina-fixtures`: the Rust `provided.al2023` no-op's `bootstrap`, built
+    /// with the official `lambda_runtime` crate.
     pub(crate) rust_noop: PathBuf,
+    /// `rust-min` of `lamina-fixtures`: the same no-op with a minimal runtime client.
+    pub(crate) rust_min: PathBuf,
     /// This executable (its `noop` and `floor-server` modes).
     pub(crate) bench: PathBuf,
     /// `(path, version)` of the interpreter lamina uses for `python3.12`, if any.
@@ -84,6 +87,7 @@ pub(crate) fn prepare(no_build: bool, bin_dir: Option<PathBuf>) -> Result<Setup>
     };
     let lamina = find("lamina")?;
     let rust_noop = find("rust-noop")?;
+    let rust_min = find("rust-min")?;
     let doctor = doctor(&lamina)?;
     Ok(Setup {
         python: interpreter(&doctor, "python3.12"),
@@ -91,6 +95,7 @@ pub(crate) fn prepare(no_build: bool, bin_dir: Option<PathBuf>) -> Result<Setup>
         isolation: levels(&doctor),
         lamina,
         rust_noop,
+        rust_min,
         bench: std::env::current_exe()?,
         machine: machine(),
         commit: commit(&root),

@@ -42,13 +42,13 @@ pub(crate) async fn run(
                 Some(floor),
                 Some(isolation),
             );
-            // The Rust no-op against the same binary behind the protocol floor: what lamina
-            // adds to the Lambda protocol itself.
+            // A Rust no-op against the same binary behind the protocol floor: what lamina adds
+            // to the Lambda protocol itself.
             let protocol = floors
                 .protocol
                 .iter()
-                .find(|f| f.concurrency == concurrency);
-            if let (Some(pf), true) = (protocol, d.name == "bench-noop-rust") {
+                .find(|(name, f)| *name == d.name && f.concurrency == concurrency);
+            if let Some((_, pf)) = protocol {
                 compare_with_protocol(
                     report,
                     &subject,
